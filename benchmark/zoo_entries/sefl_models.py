@@ -1,0 +1,1 @@
+"""Zoo entries: the SEFL models and their plain-nonlinearity "Fourier CNN" counterparts."""

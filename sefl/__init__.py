@@ -1,0 +1,1 @@
+"""sefl package."""
