@@ -1,0 +1,50 @@
+"""Pieces every baseline shares: the input check of the model protocol and the MNIST head.
+
+Model protocol (DESIGN.md): ``forward(x) -> [B, num_classes]``, ``features(x) -> list`` of
+real feature maps ``[B, C, H, W]`` (2D) or ``[B, C, L]`` (1D), one per block (a scale axis is
+folded into channels: ``[B, C, S, H, W] -> [B, C * S, H, W]``), and ``input_mode``
+("native" or "canvas").
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+__all__ = ["check_input", "fold_scales", "MnistHead"]
+
+
+def check_input(x: Tensor, in_channels: int, min_size: int, model: str, ndim: int = 2) -> None:
+    """Raise ValueError unless x is ``[B, in_channels, n(, n)]`` with ``n >= min_size``."""
+    if x.dim() != ndim + 2:
+        layout = "[B, C, L]" if ndim == 1 else "[B, C, H, W]"
+        raise ValueError(f"{model} expects x of shape {layout}, got {tuple(x.shape)}")
+    if x.shape[1] != in_channels:
+        raise ValueError(f"{model} expects {in_channels} input channels, got {x.shape[1]}")
+    if min(x.shape[2:]) < min_size:
+        raise ValueError(
+            f"{model} needs inputs of at least {min_size} points per side, got {tuple(x.shape[2:])}"
+        )
+
+
+def fold_scales(x: Tensor) -> Tensor:
+    """[B, C, S, *space] -> [B, C * S, *space]: a scale axis folded into channels."""
+    return x.flatten(1, 2)
+
+
+class MnistHead(nn.Sequential):
+    """The MNIST classifier head of the SESN zoo (specs/baselines.md section 0.4):
+    Linear(in -> hidden, no bias), BN1d, ReLU, Dropout, Linear(hidden -> classes).
+
+    x: [B, in_features] -> [B, num_classes].
+    """
+
+    def __init__(
+        self, in_features: int, hidden: int = 256, num_classes: int = 10, dropout: float = 0.7
+    ) -> None:
+        super().__init__(
+            nn.Linear(in_features, hidden, bias=False),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )

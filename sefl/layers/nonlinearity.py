@@ -1,0 +1,293 @@
+"""Scale-equivariant nonlinearities (Rahman & Yeh, NeurIPS 2023; specs/sefl-method.md section 3).
+
+A pointwise nonlinearity at one resolution creates frequencies above the band and so breaks
+equivariance. These layers produce every output frequency from the coarsest resolution that can
+represent it: for each level r (see ``sefl.layers.levels``) go to space at r, optionally apply a
+per-resolution instance norm, apply the activation, and keep the ring of frequencies that level
+adds. Then ``D_r out(x) == out(D_r x)`` exactly for every r in the layer's resolution set.
+
+Two implementations with identical outputs: ``"loop"``, the straightforward per-resolution
+Python loop (the test oracle), and ``"fast"`` (default), which stacks the levels and uses small
+DFT matrices (``sefl.layers.level_transforms``). The max-pool variant has only the loop, over its
+levels (the STL model's few levels).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sefl.layers.level_transforms import (
+    apply_levels_1d,
+    apply_levels_2d,
+    band_power_weights,
+    groups_2d,
+    hermitian_projection,
+    levels_1d,
+)
+from sefl.layers.levels import (
+    LevelPlan,
+    level_sizes,
+    norm_index_for,
+    output_size,
+    plan_levels,
+    resolution_set,
+)
+from sefl.spectral import band, fit_spectrum, ring_mask, to_space, to_spectrum
+
+__all__ = ["ScaleEqNonlin1d", "ScaleEqNonlin2d", "ScaleEqMaxPool2d", "PointwiseNonlin"]
+
+Activation = Callable[[Tensor], Tensor]
+Implementation = Literal["fast", "loop"]
+
+
+class _ScaleEqNonlin(nn.Module):
+    ndim: int
+    pooled: bool = False
+
+    def __init__(
+        self,
+        channels: int,
+        base: int,
+        max_resolution: int,
+        step: int = 1,
+        activation: Activation = F.relu,
+        norm: bool = True,
+        eps: float = 1e-5,
+        implementation: Implementation = "fast",
+    ) -> None:
+        super().__init__()
+        if channels < 1:
+            raise ValueError(f"channels must be >= 1, got {channels}")
+        if implementation not in ("fast", "loop"):
+            raise ValueError(f"implementation must be 'fast' or 'loop', got {implementation!r}")
+        self.channels = channels
+        self.resolutions = resolution_set(base, max_resolution, step)
+        self.levels = level_sizes(self.resolutions, self.pooled)
+        self.activation = activation
+        self.eps = eps
+        self.implementation = implementation
+        self.norm = norm
+        # One affine instance norm per level, as the paper's per-resolution norms; separate
+        # parameters so that training can decay each level's by its own factor.
+        count = len(self.levels) if norm else 0
+        self.norm_weights = nn.ParameterList([torch.ones(channels) for _ in range(count)])
+        self.norm_biases = nn.ParameterList([torch.zeros(channels) for _ in range(count)])
+        self._matrices: dict[tuple, tuple] = {}
+
+    def extra_repr(self) -> str:
+        r = self.resolutions
+        return (
+            f"{self.channels}, resolutions={r[0]}..{r[-1]} ({len(self.levels)} levels), "
+            f"norm={self.norm}, implementation={self.implementation!r}"
+        )
+
+    @property
+    def norm_weight(self) -> Tensor | None:
+        """[levels, C] scales of the per-level norms (None without norm)."""
+        return torch.stack(list(self.norm_weights)) if self.norm else None
+
+    @property
+    def norm_bias(self) -> Tensor | None:
+        """[levels, C] shifts of the per-level norms (None without norm)."""
+        return torch.stack(list(self.norm_biases)) if self.norm else None
+
+    @property
+    def base(self) -> int:
+        return self.resolutions[0]
+
+    @property
+    def max_resolution(self) -> int:
+        return self.resolutions[-1]
+
+    def _check(self, spec: Tensor, n: int) -> None:
+        if not spec.is_complex():
+            raise ValueError(f"{type(self).__name__} takes a complex spectrum, got {spec.dtype}")
+        if spec.dim() != self.ndim + 2 or spec.shape[1] != self.channels:
+            raise ValueError(
+                f"{type(self).__name__} expects a spectrum [B, {self.channels}, ...] with "
+                f"{self.ndim} frequency axes, got shape {tuple(spec.shape)}"
+            )
+        if not self.base <= n <= self.max_resolution:
+            raise ValueError(
+                f"{type(self).__name__}: input size {n} is outside the layer's resolutions "
+                f"[{self.base}, {self.max_resolution}]; resample the input or widen the layer"
+            )
+
+    def _normalise(self, x: Tensor, index: int) -> Tensor:
+        if not self.norm:
+            return x
+        return F.instance_norm(
+            x, weight=self.norm_weights[index], bias=self.norm_biases[index], eps=self.eps
+        )
+
+    def _level_output(self, y: Tensor, r: int) -> Tensor:
+        """The activated level r in space -> its spectrum on the level's output grid."""
+        return to_spectrum(y, self.ndim)
+
+    def forward_loop(self, spec: Tensor, n: int) -> Tensor:
+        """The straightforward implementation: every resolution of the set below n, and n."""
+        m = output_size(n, self.pooled)
+        out = spec.new_zeros(fit_spectrum(spec, m, self.ndim, n).shape)
+        visits = [r for r in self.resolutions if r < n] + [n]
+        previous = 0
+        for r in visits:
+            x_r = to_space(fit_spectrum(spec, r, self.ndim, n), r, self.ndim)
+            index = norm_index_for(r, self.resolutions, self.levels, self.pooled)
+            y_r = self.activation(self._normalise(x_r, index))
+            r_out = output_size(r, self.pooled)
+            level = fit_spectrum(self._level_output(y_r, r), m, self.ndim, r_out)
+            inner = output_size(previous, self.pooled) if previous else 0
+            out = out + ring_mask(inner, r_out, m, self.ndim, spec.device) * level
+            previous = r
+        return out
+
+    def _fast_plan(self, n: int, dtype: torch.dtype, device) -> tuple[LevelPlan, object]:
+        """The level plan of an n-point input and its cached matrices."""
+        key = (n, dtype, str(device))
+        if key not in self._matrices:
+            plan = plan_levels(n, self.resolutions, self.pooled)
+            build = levels_1d if self.ndim == 1 else groups_2d
+            self._matrices[key] = (plan, build(plan, dtype, device))
+        return self._matrices[key]
+
+    def _activation_of_levels(self, plan: LevelPlan, spec: Tensor):
+        """activate(x, levels) for the fast path: norm (statistics from the compact Hermitian
+        spectrum) and activation of x, whose level axis is first in 2D ([Lg, R, B, C, R]) and
+        third in 1D ([B, C, L, R])."""
+        if not self.norm:
+            return lambda x, levels: self.activation(x)
+        compact = spec.shape[-2] if self.ndim == 2 else 2 * spec.shape[-1] - 1
+        power = band_power_weights(plan.sizes, compact, self.ndim).to(spec.real)
+        dims = "kq" if self.ndim == 2 else "q"
+        variance = torch.einsum(f"bc{dims},l{dims}->bcl", spec.abs().square(), power)
+        mean = spec[(...,) + (0,) * self.ndim].real
+        index = torch.tensor(plan.norm_index, device=spec.device)
+        scale = self.norm_weight[index].T * torch.rsqrt(variance + self.eps)  # [B, C, L]
+        shift = self.norm_bias[index].T - mean[..., None] * scale
+
+        def activate(x: Tensor, levels: slice) -> Tensor:
+            s, t = scale[..., levels], shift[..., levels]
+            if self.ndim == 2:
+                s, t = s.permute(2, 0, 1)[:, None, ..., None], t.permute(2, 0, 1)[:, None, ..., None]
+            else:
+                s, t = s[..., None], t[..., None]
+            return self.activation(torch.addcmul(t, x, s))
+
+        return activate
+
+
+class ScaleEqNonlin1d(_ScaleEqNonlin):
+    """Scale-equivariant nonlinearity on 1D spectra.
+
+    forward(spec, n): spec ``[B, C, n // 2 + 1]`` complex (an n-point signal's spectrum,
+    ``base <= n <= max_resolution``) -> ``[B, C, n // 2 + 1]``.
+    """
+
+    ndim = 1
+
+    def forward(self, spec: Tensor, n: int) -> Tensor:
+        self._check(spec, n)
+        if self.implementation == "loop":
+            return self.forward_loop(spec, n)
+        plan, mats = self._fast_plan(n, spec.real.dtype, spec.device)
+        compact = 2 * band(n) + 1
+        spec_c = hermitian_projection(fit_spectrum(spec, compact, 1, n), 1)
+        out = apply_levels_1d(spec_c, mats, self._activation_of_levels(plan, spec_c))
+        return fit_spectrum(out, n, 1, compact)
+
+
+class ScaleEqNonlin2d(_ScaleEqNonlin):
+    """Scale-equivariant nonlinearity on 2D spectra.
+
+    forward(spec): spec ``[B, C, N, N // 2 + 1]`` complex (``base <= N <= max_resolution``)
+    -> ``[B, C, N, N // 2 + 1]``.
+    """
+
+    ndim = 2
+
+    def forward(self, spec: Tensor) -> Tensor:
+        n = spec.shape[-2]
+        self._check(spec, n)
+        if self.implementation == "loop":
+            return self.forward_loop(spec, n)
+        plan, groups = self._fast_plan(n, spec.real.dtype, spec.device)
+        spec_c = hermitian_projection(fit_spectrum(spec, 2 * band(n) + 1), 2)
+        out = apply_levels_2d(spec_c, groups, self._activation_of_levels(plan, spec_c))
+        return fit_spectrum(out, n)
+
+
+class ScaleEqMaxPool2d(_ScaleEqNonlin):
+    """Scale-equivariant nonlinearity followed by 2x max-pooling.
+
+    At each level r: activation, low-pass to band(ceil(r / 2)), max-pool 2 (ceil mode); the ring
+    is taken at the pooled size. forward(spec): ``[B, C, N, N // 2 + 1]`` complex ->
+    ``[B, C, M, M // 2 + 1]`` with ``M = ceil(N / 2)``. Only the loop implementation, over the
+    layer's levels (each level with an empty ring is skipped in the default "fast" mode).
+    """
+
+    ndim = 2
+    pooled = True
+
+    def _level_output(self, y: Tensor, r: int) -> Tensor:
+        m = output_size(r, pooled=True)
+        low = to_space(fit_spectrum(fit_spectrum(to_spectrum(y), m), r), r)
+        return to_spectrum(F.max_pool2d(low, 2, ceil_mode=True))
+
+    def forward(self, spec: Tensor) -> Tensor:
+        n = spec.shape[-2]
+        self._check(spec, n)
+        if self.implementation == "loop":
+            return self.forward_loop(spec, n)
+        plan = plan_levels(n, self.resolutions, pooled=True)
+        m = output_size(n, pooled=True)
+        out = 0
+        for r, index, inner in zip(plan.sizes, plan.norm_index, plan.inner):
+            x_r = to_space(fit_spectrum(spec, r), r)
+            y_r = self.activation(self._normalise(x_r, index))
+            r_out = output_size(r, pooled=True)
+            level = fit_spectrum(self._level_output(y_r, r), m)
+            out = out + ring_mask(inner, r_out, m, 2, spec.device) * level
+        return out
+
+
+class PointwiseNonlin(nn.Module):
+    """The plain nonlinearity of a Fourier CNN: instance norm and activation at the input's own
+    resolution. Resolution-agnostic but NOT scale-equivariant (the baseline SEFL improves on).
+
+    forward(spec, n=None): ``[B, C, *F]`` complex spectrum of an n-point signal (2D: n from
+    ``spec.shape[-2]``) -> the same shape; ``pooled=True`` max-pools 2 (ceil mode) in space,
+    giving a ``ceil(n / 2)`` grid.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        ndim: int = 2,
+        activation: Activation = F.relu,
+        norm: bool = True,
+        pooled: bool = False,
+        eps: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        if ndim not in (1, 2):
+            raise ValueError(f"ndim must be 1 or 2, got {ndim}")
+        self.ndim = ndim
+        self.activation = activation
+        self.pooled = pooled
+        self.norm = nn.InstanceNorm1d(channels, affine=True, eps=eps) if norm else nn.Identity()
+        if norm and ndim == 2:
+            self.norm = nn.InstanceNorm2d(channels, affine=True, eps=eps)
+
+    def forward(self, spec: Tensor, n: int | None = None) -> Tensor:
+        n = spec.shape[-2] if self.ndim == 2 else n
+        if n is None:
+            raise ValueError("PointwiseNonlin with ndim=1 needs n, the signal length")
+        y = self.activation(self.norm(to_space(spec, n, self.ndim)))
+        if self.pooled:
+            pool = F.max_pool2d if self.ndim == 2 else F.max_pool1d
+            y = pool(y, 2, ceil_mode=True)
+        return to_spectrum(y, self.ndim)

@@ -1,0 +1,193 @@
+"""Exactness, oracle agreement and input checks of the Fourier layers."""
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sefl.layers import (
+    ComplexChannelMix,
+    ScaleEqMaxPool2d,
+    ScaleEqNonlin1d,
+    ScaleEqNonlin2d,
+    SpectralConv1d,
+    SpectralConv2d,
+    dirichlet_matrix,
+    plan_levels,
+    resolution_set,
+)
+from sefl.spectral import resample, to_space, to_spectrum
+
+# Relative error bounds of the issue: float64 at rounding level, float32 a few ulps of the sums.
+TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5}
+
+
+def rel(a, b):
+    return float(((a - b).norm() / (b.norm() + 1e-30)).detach())
+
+
+def randomise_norms(layer, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for w, b in zip(layer.norm_weights, layer.norm_biases):
+            w.copy_(torch.rand(w.shape, generator=g) + 0.5)
+            b.copy_(torch.rand(b.shape, generator=g) - 0.5)
+
+
+def space_map(layer, ndim):
+    """The layer as a map of real signals: x -> space(layer(spectrum(x)))."""
+
+    def apply(x):
+        n = x.shape[-1]
+        spec = to_spectrum(x, ndim).to(x.dtype.to_complex())
+        out = layer(spec) if ndim == 2 else layer(spec, n)
+        m = out.shape[-2] if ndim == 2 else n
+        return to_space(out, m, ndim)
+
+    return apply
+
+
+@given(
+    ndim=st.sampled_from([1, 2]),
+    base=st.integers(4, 10),
+    span=st.integers(3, 20),
+    step=st.integers(1, 4),
+    channels=st.integers(1, 4),
+    norm=st.booleans(),
+    dtype=st.sampled_from([torch.float64, torch.float32]),
+    seed=st.integers(0, 1000),
+)
+def test_nonlinearity_is_exactly_equivariant(ndim, base, span, step, channels, norm, dtype, seed):
+    top = base + span
+    cls = ScaleEqNonlin2d if ndim == 2 else ScaleEqNonlin1d
+    layer = cls(channels, base, top, step, norm=norm).to(dtype)
+    if norm:
+        randomise_norms(layer, seed)
+    f = space_map(layer, ndim)
+    x = torch.randn((2, channels) + (top,) * ndim, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+    full = f(x)
+    for r in resolution_set(base, top, step)[:-1]:
+        assert rel(f(resample(x, r, ndim)), resample(full, r, ndim)) <= TOLERANCE[dtype], r
+
+
+@given(
+    ndim=st.sampled_from([1, 2]),
+    n=st.integers(4, 40),
+    channels=st.integers(1, 3),
+    modes=st.sampled_from([4, 8, 16, 28]),
+    local=st.integers(1, 7),
+    dtype=st.sampled_from([torch.float64, torch.float32]),
+    seed=st.integers(0, 1000),
+)
+def test_spectral_conv_is_exactly_equivariant(ndim, n, channels, modes, local, dtype, seed):
+    torch.manual_seed(seed)
+    cls = SpectralConv2d if ndim == 2 else SpectralConv1d
+    layer = cls(channels, channels + 1, modes, local).to(dtype)
+    f = space_map(layer, ndim)
+    x = torch.randn((2, channels) + (n,) * ndim, dtype=dtype)
+    full = f(x)
+    for r in range(3, n):
+        assert rel(f(resample(x, r, ndim)), resample(full, r, ndim)) <= TOLERANCE[dtype]
+
+
+@given(n=st.integers(9, 31), seed=st.integers(0, 1000))
+def test_maxpool_nonlinearity_is_exactly_equivariant(n, seed):
+    layer = ScaleEqMaxPool2d(2, 8, n, 2).double()
+    randomise_norms(layer, seed)
+    f = space_map(layer, 2)
+    x = torch.randn(2, 2, n, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    full = f(x)
+    for r in resolution_set(8, n, 2)[:-1]:
+        small = f(resample(x, r))
+        assert small.shape[-1] == (r + 1) // 2
+        assert rel(small, resample(full, small.shape[-1])) <= 1e-12
+
+
+@pytest.mark.parametrize("ndim", [1, 2])
+@pytest.mark.parametrize("n", [13, 20, 27, 28])
+@pytest.mark.parametrize("step", [1, 3])
+def test_fast_path_equals_the_oracle(ndim, n, step):
+    torch.manual_seed(n + step)
+    cls = ScaleEqNonlin2d if ndim == 2 else ScaleEqNonlin1d
+    fast = cls(5, 6, 28, step)
+    randomise_norms(fast, n)
+    oracle = cls(5, 6, 28, step, implementation="loop")
+    oracle.load_state_dict(fast.state_dict())
+    # A non-Hermitian zero column, as a complex channel mixing leaves it.
+    spec = to_spectrum(torch.randn((4, 5) + (n,) * ndim), ndim) * (1 + 0.4j)
+    spec.requires_grad_(True)
+    args = () if ndim == 2 else (n,)
+    out_fast, out_oracle = fast(spec, *args), oracle(spec, *args)
+    assert rel(out_fast, out_oracle) <= 1e-6
+    grad_fast = torch.autograd.grad(out_fast.abs().sum(), spec)[0]
+    grad_oracle = torch.autograd.grad(out_oracle.abs().sum(), spec)[0]
+    assert rel(grad_fast, grad_oracle) <= 1e-5
+
+
+def test_maxpool_fast_equals_loop():
+    fast = ScaleEqMaxPool2d(3, 20, 49, 4)
+    randomise_norms(fast, 0)
+    loop = ScaleEqMaxPool2d(3, 20, 49, 4, implementation="loop")
+    loop.load_state_dict(fast.state_dict())
+    spec = to_spectrum(torch.randn(2, 3, 45, 45))
+    torch.testing.assert_close(fast(spec), loop(spec), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [3, 5, 7])
+def test_dirichlet_interpolation_is_the_identity_when_global_equals_local(n):
+    m = dirichlet_matrix(torch.arange(n), n, n)
+    torch.testing.assert_close(m, torch.eye(n, dtype=torch.complex128), atol=1e-12, rtol=0)
+
+
+def test_dirichlet_interpolation_reproduces_the_filters_dtft():
+    # W at frequency k is the DTFT at 2 pi k / G of the n-tap filter whose n-point DFT is L.
+    n, g = 5, 28
+    taps = torch.randn(n, dtype=torch.float64)
+    local = torch.fft.fft(taps, norm="forward")
+    k = torch.arange(-13, 14)
+    interpolated = dirichlet_matrix(k, n, g) @ local.to(torch.complex128)
+    phase = -2 * torch.pi * k[:, None].double() * torch.arange(n).double() / g
+    dtft = (taps[None, :] * torch.polar(torch.ones_like(phase), phase)).sum(1) / n
+    torch.testing.assert_close(interpolated, dtft, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("n", [8, 9])
+def test_spectral_conv_zeroes_frequencies_beyond_the_global_modes(n):
+    layer = SpectralConv2d(1, 1, global_modes=4, local_modes=3)
+    out = layer(to_spectrum(torch.randn(1, 1, n, n)))
+    kx = torch.fft.fftfreq(n, 1 / n).abs()
+    outside = (kx[:, None] > 1) | (torch.arange(n // 2 + 1)[None, :] > 1)
+    assert out[0, 0][outside].abs().max() == 0
+
+
+def test_regulariser_is_positive_and_differentiable():
+    layer = SpectralConv2d(2, 3, 28, 5)
+    reg = layer.regulariser()
+    reg.backward()
+    assert reg > 0 and layer.local_weight.grad.abs().sum() > 0
+
+
+def test_level_plan_visits_the_coarsest_resolution_of_each_band():
+    plan = plan_levels(28, resolution_set(6, 28, 1))
+    assert plan.sizes == (6, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27)
+    assert resolution_set(40, 97, 8) == [40, 41, 49, 57, 65, 73, 81, 89, 97]
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: SpectralConv2d(2, 3, 27, 5), "global_modes"),
+        (lambda: SpectralConv2d(0, 3, 28, 5), "in_channels"),
+        (lambda: SpectralConv2d(2, 3, 28, 5)(torch.randn(1, 2, 8, 5)), "complex"),
+        (lambda: SpectralConv2d(2, 3, 28, 5)(torch.randn(1, 3, 8, 5, dtype=torch.cfloat)), r"\[B, 2"),
+        (lambda: ScaleEqNonlin2d(2, 6, 28)(to_spectrum(torch.randn(1, 2, 5, 5)).cfloat()), "outside"),
+        (lambda: ScaleEqNonlin2d(2, 6, 28)(to_spectrum(torch.randn(1, 2, 29, 29)).cfloat()), "outside"),
+        (lambda: ScaleEqNonlin2d(2, 6, 28, step=0), "step"),
+        (lambda: ScaleEqNonlin2d(2, 6, 28, implementation="gpu"), "implementation"),
+        (lambda: ScaleEqNonlin1d(2, 30, 28), "max_resolution"),
+        (lambda: ComplexChannelMix(2, 3)(torch.randn(1, 2, 4, 3)), "complex"),
+    ],
+)
+def test_bad_input_names_the_argument(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
