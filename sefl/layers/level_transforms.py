@@ -54,7 +54,9 @@ def hermitian_projection(spec: Tensor, ndim: int) -> Tensor:
     if ndim == 1:
         return torch.cat([spec[..., :1].real.to(spec.dtype), spec[..., 1:]], dim=-1)
     col = spec[..., :, :1]
-    mirrored = torch.roll(col.flip(-2), 1, dims=-2).conj()
+    size = spec.shape[-2]
+    negated = (-torch.arange(size, device=spec.device)) % size  # index of -k for each k
+    mirrored = col.index_select(-2, negated).conj()
     return torch.cat([(col + mirrored) / 2, spec[..., :, 1:]], dim=-1)
 
 

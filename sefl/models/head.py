@@ -8,20 +8,83 @@ for every level both have: the head is exactly invariant level by level.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sefl.spectral import band, fit_spectrum, signed_frequencies, to_space
+from sefl.spectral import band, fit_spectrum, signed_frequencies
 
-__all__ = ["MultiLevelHead", "level_masks"]
+__all__ = ["MultiLevelHead", "band_images"]
 
 
-def level_masks(levels: list[int], grid: int, ndim: int, device=None) -> Tensor:
-    """[L, *F] real: the band(i) low-pass of each level i in a ``grid``'s spectrum layout."""
-    q = signed_frequencies(grid, half=True, device=device)
-    radius = q if ndim == 1 else torch.maximum(signed_frequencies(grid, device=device).abs()[:, None], q)
-    return torch.stack([(radius <= band(i)).float() for i in levels])
+def _phases(frequencies: Tensor, grid: int, dtype: torch.dtype, device) -> Tensor:
+    """[grid, F] complex: exp(2 pi i k u / grid) for u < grid and the given frequencies k."""
+    u = torch.arange(grid, dtype=torch.float64)[:, None]
+    phase = 2 * math.pi * u * frequencies.double()[None, :] / grid
+    return torch.polar(torch.ones_like(phase), phase).to(device=device, dtype=dtype)
+
+
+def _as_real_pair(a: Tensor, dim: int) -> Tensor:
+    """Complex a -> real [re(a), -im(a)] stacked along ``dim`` (so that it pairs with
+    [re(b), im(b)] in a real product to give re(a b))."""
+    return torch.cat([a.real, -a.imag], dim=dim)
+
+
+def band_images(spec: Tensor, n: int, grid: int, ndim: int, bands: list[int]) -> Tensor:
+    """The low-pass of an n-point map to each of ``bands``, sampled on a ``grid`` grid.
+
+    spec: ``[B, C, *F]`` -> ``[B, C, len(bands), grid(, grid)]`` real (bands above band(n) give
+    the whole map). Band h adds to band h - 1 a ring; in 2D the ring is the sum of three outer
+    products (rows +h and -h along v, column h along u), a real product of inner size 6. So the
+    rings cost one batched product, and the bands one sum of rings (a product with a 0/1
+    matrix), rather than one inverse FFT each.
+    """
+    h = band(n)
+    q = torch.arange(h + 1, device=spec.device)
+    twice = torch.where(q == 0, 1.0, 2.0).to(spec.real.dtype)
+    ev = _phases(q, grid, spec.dtype, spec.device) * twice  # [grid, Kc]
+    if ndim == 1:
+        coeffs = spec[..., : h + 1]
+        rings = coeffs.real[..., None] * ev.T.real - coeffs.imag[..., None] * ev.T.imag
+        return _sum_rings(rings, bands)
+    size = 2 * h + 1
+    compact = fit_spectrum(spec, size)
+    k = signed_frequencies(size, device=spec.device)
+    eu = _phases(k, grid, spec.dtype, spec.device)  # [grid, K]
+    in_rows = q[None, :] <= k.abs()[:, None]  # a frequency belongs to its row's ring
+    row_signals = (compact * in_rows) @ ev.T  # [B, C, K, grid]: each ring row along v
+    col_signals = (eu @ (compact * ~in_rows)).transpose(-1, -2)  # [B, C, Kc, grid] along u
+    pos, neg = q % size, (-q) % size
+    neg_rows = row_signals[..., neg, :] * (q > 0)[:, None]  # row -0 is row +0: count it once
+    batch = compact.shape[:-2]
+    u_factors = torch.cat(
+        [
+            _as_real_pair(eu[:, pos].T[:, :, None], -1).expand(*batch, -1, -1, -1),
+            _as_real_pair(eu[:, neg].T[:, :, None], -1).expand(*batch, -1, -1, -1),
+            _as_real_pair(col_signals[..., None], -1),
+        ],
+        dim=-1,
+    )  # [B, C, H + 1, grid, 6]
+    v_factors = torch.stack(
+        [
+            row_signals[..., pos, :].real, row_signals[..., pos, :].imag,
+            neg_rows.real, neg_rows.imag,
+            ev.T.real.expand(*batch, -1, -1), ev.T.imag.expand(*batch, -1, -1),
+        ],
+        dim=-2,
+    )  # [B, C, H + 1, 6, grid]
+    return _sum_rings(torch.matmul(u_factors, v_factors), bands)
+
+
+def _sum_rings(rings: Tensor, bands: list[int]) -> Tensor:
+    """rings [B, C, H + 1, *space] -> [B, C, len(bands), *space]: band h = rings 0..h."""
+    h = rings.shape[2] - 1
+    upto = torch.tensor([min(b, h) for b in bands], device=rings.device)
+    select = (torch.arange(h + 1, device=rings.device) <= upto[:, None]).to(rings.dtype)
+    flat = rings.flatten(3)
+    return torch.matmul(select, flat).view(*flat.shape[:2], len(bands), *rings.shape[3:])
 
 
 class MultiLevelHead(nn.Module):
@@ -77,10 +140,10 @@ class MultiLevelHead(nn.Module):
         """spec: the n-point map's spectrum; ``top`` (default n): the input's resolution, which
         decides the levels."""
         levels = self.levels(n if top is None else top)
-        on_grid = fit_spectrum(spec, self.grid, self.ndim, n)
-        masks = level_masks(levels, self.grid, self.ndim, spec.device).to(spec.real.dtype)
-        stacked = on_grid.unsqueeze(1) * masks[:, None]  # [B, L, C, *F]
-        space = to_space(stacked, self.grid, self.ndim)
+        size = min(n, self.grid)
+        spec = fit_spectrum(spec, size, self.ndim, n)
+        bands = [band(i) for i in levels]
+        stacked = band_images(spec, size, self.grid, self.ndim, bands).transpose(1, 2)
         pool = F.max_pool2d if self.ndim == 2 else F.max_pool1d
-        pooled = pool(space.flatten(0, 1), self.pool, ceil_mode=True)
+        pooled = pool(stacked.flatten(0, 1), self.pool, ceil_mode=True)
         return self.mlp(pooled.flatten(1)).view(spec.shape[0], len(levels), -1)
