@@ -117,6 +117,14 @@ def levels_1d(plan: LevelPlan, dtype: torch.dtype, device) -> Levels1d:
     )
 
 
+def _add_to_mean(rows: Tensor, shift: Tensor) -> Tensor:
+    """rows [Lg, R, BC, Kc, 2] (re, im of the half-axis coefficients) + shift [Lg, 1, BC] on the
+    real part of the zero frequency."""
+    mean = rows[..., :1, :1] + shift[..., None, None]
+    first = torch.cat([mean, rows[..., :1, 1:]], dim=-1)
+    return torch.cat([first, rows[..., 1:, :]], dim=-2)
+
+
 def apply_levels_1d(spec: Tensor, mats: Levels1d, activate: Activate) -> Tensor:
     """spec: compact [B, C, Kc] (Hermitian) -> [B, C, Kc]: the assembled rings of every level."""
     b, c, kc = spec.shape
@@ -253,10 +261,19 @@ def groups_2d(plan: LevelPlan, dtype: torch.dtype, device, groups: int = 3) -> l
     return out
 
 
-def apply_levels_2d(spec: Tensor, groups: list[Group2d], activate: Activate) -> Tensor:
-    """spec: compact [B, C, K, Kc] (Hermitian zero column) -> [B, C, K, Kc]: every level's ring.
+def apply_levels_2d(
+    spec: Tensor,
+    groups: list[Group2d],
+    activation: Callable[[Tensor], Tensor],
+    scale: Tensor | None = None,
+    shift: Tensor | None = None,
+) -> Tensor:
+    """spec: compact [B, C, K, Kc] (Hermitian zero column) -> [B, C, K, Kc]: every level's ring
+    of ``activation(scale * D_r x + shift)``.
 
-    ``activate(x, levels)`` applies norm and activation to x [Lg, R, B, C, R] of those levels.
+    scale, shift: [B, C, L] per level (the instance norm), or None. They are applied to the
+    half-transformed levels (before the column transform), which are half the size of the
+    levels in space: a scale multiplies every coefficient, a shift adds to the zero column.
     """
     b, c, k, kc = spec.shape
     bc = b * c
@@ -265,9 +282,15 @@ def apply_levels_2d(spec: Tensor, groups: list[Group2d], activate: Activate) -> 
         lg, padded = g.cols_inverse.shape[0], g.cols_inverse.shape[-1]
         kg = g.compact
         xs = fit_spectrum(spec, kg).permute(2, 0, 1, 3).reshape(kg, -1)
-        rows = (g.rows_inverse @ xs).view(lg, padded * bc, -1)
-        x = torch.view_as_real(rows).flatten(-2) @ g.cols_inverse
-        y = activate(x.view(lg, padded, b, c, padded), g.levels).reshape(lg, padded, bc * padded)
+        rows = torch.view_as_real((g.rows_inverse @ xs).view(lg, padded, bc, -1))
+        if scale is not None:
+            level_scale = scale[..., g.levels].permute(2, 0, 1).reshape(lg, 1, bc, 1, 1)
+            level_shift = shift[..., g.levels].permute(2, 0, 1).reshape(lg, 1, bc)
+            rows = rows * level_scale
+            # Zero column, real part: its column weight is 1, so it adds a constant per row.
+            rows = _add_to_mean(rows, level_shift)
+        x = rows.flatten(-2).view(lg, padded * bc, -1) @ g.cols_inverse
+        y = activation(x).view(lg, padded, bc * padded)
         # Ring rows: the DFT along i at the ring's rows, then along j at every column.
         picked = (g.rows_pick @ y).view(lg, 2, -1, bc, padded)
         picked = picked.permute(0, 2, 3, 1, 4).reshape(lg, -1, 2 * padded)

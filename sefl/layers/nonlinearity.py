@@ -154,30 +154,19 @@ class _ScaleEqNonlin(nn.Module):
             self._matrices[key] = (plan, build(plan, dtype, device))
         return self._matrices[key]
 
-    def _activation_of_levels(self, plan: LevelPlan, spec: Tensor):
-        """activate(x, levels) for the fast path: norm (statistics from the compact Hermitian
-        spectrum) and activation of x, whose level axis is first in 2D ([Lg, R, B, C, R]) and
-        third in 1D ([B, C, L, R])."""
+    def _norm_affine(self, plan: LevelPlan, spec: Tensor) -> tuple[Tensor, Tensor] | None:
+        """Scale and shift [B, C, L] of every level's instance norm, from the compact Hermitian
+        spectrum (mean: the zero frequency; variance: the power of the rest of the band)."""
         if not self.norm:
-            return lambda x, levels: self.activation(x)
+            return None
         compact = spec.shape[-2] if self.ndim == 2 else 2 * spec.shape[-1] - 1
         power = band_power_weights(plan.sizes, compact, self.ndim).to(spec.real)
         dims = "kq" if self.ndim == 2 else "q"
         variance = torch.einsum(f"bc{dims},l{dims}->bcl", spec.abs().square(), power)
         mean = spec[(...,) + (0,) * self.ndim].real
         index = torch.tensor(plan.norm_index, device=spec.device)
-        scale = self.norm_weight[index].T * torch.rsqrt(variance + self.eps)  # [B, C, L]
-        shift = self.norm_bias[index].T - mean[..., None] * scale
-
-        def activate(x: Tensor, levels: slice) -> Tensor:
-            s, t = scale[..., levels], shift[..., levels]
-            if self.ndim == 2:
-                s, t = s.permute(2, 0, 1)[:, None, ..., None], t.permute(2, 0, 1)[:, None, ..., None]
-            else:
-                s, t = s[..., None], t[..., None]
-            return self.activation(torch.addcmul(t, x, s))
-
-        return activate
+        scale = self.norm_weight[index].T * torch.rsqrt(variance + self.eps)
+        return scale, self.norm_bias[index].T - mean[..., None] * scale
 
 
 class ScaleEqNonlin1d(_ScaleEqNonlin):
@@ -196,7 +185,14 @@ class ScaleEqNonlin1d(_ScaleEqNonlin):
         plan, mats = self._fast_plan(n, spec.real.dtype, spec.device)
         compact = 2 * band(n) + 1
         spec_c = hermitian_projection(fit_spectrum(spec, compact, 1, n), 1)
-        out = apply_levels_1d(spec_c, mats, self._activation_of_levels(plan, spec_c))
+        affine = self._norm_affine(plan, spec_c)
+
+        def activate(x: Tensor, levels: slice) -> Tensor:
+            if affine is not None:
+                x = torch.addcmul(affine[1][..., None], x, affine[0][..., None])
+            return self.activation(x)
+
+        out = apply_levels_1d(spec_c, mats, activate)
         return fit_spectrum(out, n, 1, compact)
 
 
@@ -216,7 +212,8 @@ class ScaleEqNonlin2d(_ScaleEqNonlin):
             return self.forward_loop(spec, n)
         plan, groups = self._fast_plan(n, spec.real.dtype, spec.device)
         spec_c = hermitian_projection(fit_spectrum(spec, 2 * band(n) + 1), 2)
-        out = apply_levels_2d(spec_c, groups, self._activation_of_levels(plan, spec_c))
+        affine = self._norm_affine(plan, spec_c)
+        out = apply_levels_2d(spec_c, groups, self.activation, *(affine or ()))
         return fit_spectrum(out, n)
 
 
