@@ -8,9 +8,11 @@ folded into channels: ``[B, C, S, H, W] -> [B, C * S, H, W]``), and ``input_mode
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from torch import Tensor, nn
 
-__all__ = ["check_input", "fold_scales", "MnistHead"]
+__all__ = ["MnistHead", "check_input", "fold_scales", "run_blocks"]
 
 
 def check_input(x: Tensor, in_channels: int, min_size: int, model: str, ndim: int = 2) -> None:
@@ -29,6 +31,15 @@ def check_input(x: Tensor, in_channels: int, min_size: int, model: str, ndim: in
 def fold_scales(x: Tensor) -> Tensor:
     """[B, C, S, *space] -> [B, C * S, *space]: a scale axis folded into channels."""
     return x.flatten(1, 2)
+
+
+def run_blocks(blocks: Iterable[nn.Module], x: Tensor) -> list[Tensor]:
+    """x through the blocks in turn -> the output of every block."""
+    outputs = []
+    for block in blocks:
+        x = block(x)
+        outputs.append(x)
+    return outputs
 
 
 class MnistHead(nn.Sequential):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sefl.models import FourierSE1d, FourierSE2d, FourierSESTL
 
-__all__ = ["fourier_cnn", "fourier_cnn_stl", "fourier_cnn1d"]
+__all__ = ["fourier_cnn", "fourier_cnn1d", "fourier_cnn_stl"]
 
 
 def fourier_cnn(width: float = 1.0, **overrides) -> FourierSE2d:

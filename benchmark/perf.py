@@ -13,8 +13,8 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -64,8 +64,9 @@ def _best_ms(step: Callable[[], None], device: torch.device, repeats: int) -> fl
     return 1000 * min(times)
 
 
-def _compare(name: str, size: str, fast: nn.Module, oracle: nn.Module, make_input, device,
-             repeats: int) -> LayerRow:
+def _compare(
+    name: str, size: str, fast: nn.Module, oracle: nn.Module, make_input, device, repeats: int
+) -> LayerRow:
     """Forward+backward of both implementations on the same input, interleaved in rounds."""
     oracle.load_state_dict(fast.state_dict())
     spec = make_input().requires_grad_(True)
@@ -85,14 +86,25 @@ def layer_rows(device: torch.device, repeats: int, quick: bool) -> list[LayerRow
     rows = []
     sizes_2d = [28] if quick else [28, 48, 64]
     for n in sizes_2d:
+
         def make(n=n):
             return to_spectrum(torch.randn(batch, channels, n, n, device=device)).to(torch.cfloat)
 
         fast = ScaleEqNonlin2d(channels, 6, n).to(device)
         oracle = ScaleEqNonlin2d(channels, 6, n, implementation="loop").to(device)
-        rows.append(_compare("ScaleEqNonlin2d", f"{batch}x{channels}x{n}x{n}", fast, oracle, make,
-                             device, repeats))
+        rows.append(
+            _compare(
+                "ScaleEqNonlin2d",
+                f"{batch}x{channels}x{n}x{n}",
+                fast,
+                oracle,
+                make,
+                device,
+                repeats,
+            )
+        )
     for n in [72] if quick else [72, 256]:
+
         def make1(n=n):
             return to_spectrum(torch.randn(batch, channels, n, device=device), 1)
 
@@ -107,26 +119,49 @@ def layer_rows(device: torch.device, repeats: int, quick: bool) -> list[LayerRow
             def forward(self, spec):
                 return self.layer(spec, self.n)
 
-        rows.append(_compare("ScaleEqNonlin1d", f"{batch}x{channels}x{n}", Bound(fast),
-                             Bound(oracle), make1, device, repeats))
+        rows.append(
+            _compare(
+                "ScaleEqNonlin1d",
+                f"{batch}x{channels}x{n}",
+                Bound(fast),
+                Bound(oracle),
+                make1,
+                device,
+                repeats,
+            )
+        )
     if not quick:
+
         def make_pool():
             return to_spectrum(torch.randn(16, channels, 97, 97, device=device))
 
         fast = ScaleEqMaxPool2d(channels, 40, 97, 8).to(device)
         oracle = ScaleEqMaxPool2d(channels, 40, 97, 8, implementation="loop").to(device)
-        rows.append(_compare("ScaleEqMaxPool2d", f"16x{channels}x97x97", fast, oracle, make_pool,
-                             device, repeats))
-    for width in [0.25]:
-        fast = FourierSE2d(width=width).to(device)
-        oracle = FourierSE2d(width=width, implementation="loop").to(device)
-        x = torch.randn(batch, 1, 28, 28, device=device)
-        y = torch.randint(0, 10, (batch,), device=device)
-        oracle.load_state_dict(fast.state_dict())
-        fast_ms = _best_ms(lambda: fast.loss(x, y).backward(), device, repeats)
-        oracle_ms = _best_ms(lambda: oracle.loss(x, y).backward(), device, repeats)
-        rows.append(LayerRow(f"FourierSE2d w={width}", f"{batch}x1x28x28", fast_ms, oracle_ms))
+        rows.append(
+            _compare(
+                "ScaleEqMaxPool2d", f"16x{channels}x97x97", fast, oracle, make_pool, device, repeats
+            )
+        )
+    fast = FourierSE2d(width=0.25).to(device)
+    oracle = FourierSE2d(width=0.25, implementation="loop").to(device)
+    oracle.load_state_dict(fast.state_dict())
+    x = torch.randn(batch, 1, 28, 28, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    fast_ms = _best_ms(lambda: fast.loss(x, y).backward(), device, repeats)
+    oracle_ms = _best_ms(lambda: oracle.loss(x, y).backward(), device, repeats)
+    rows.append(LayerRow("FourierSE2d w=0.25", f"{batch}x1x28x28", fast_ms, oracle_ms))
     return rows
+
+
+def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
+    opt = torch.optim.AdamW(model.param_groups(3e-2), lr=1e-2)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        model.loss(x, y).backward()
+        opt.step()
+
+    return step
 
 
 def throughput_rows(device: torch.device, repeats: int, quick: bool) -> list[ThroughputRow]:
@@ -141,17 +176,12 @@ def throughput_rows(device: torch.device, repeats: int, quick: bool) -> list[Thr
     for name, cls, shape, batch in configs:
         for width in (1.0, 0.25):
             model = cls(width=width).to(device).train()
-            opt = torch.optim.AdamW(model.param_groups(3e-2), lr=1e-2)
             x = torch.randn(batch, *shape, device=device)
             y = torch.randint(0, 10, (batch,), device=device)
-
-            def step():
-                opt.zero_grad(set_to_none=True)
-                model.loss(x, y).backward()
-                opt.step()
-
-            ms = _best_ms(step, device, repeats)
-            rows.append(ThroughputRow(name, width, "x".join(map(str, shape)), batch, batch / ms * 1000))
+            ms = _best_ms(_train_step(model, x, y), device, repeats)
+            rows.append(
+                ThroughputRow(name, width, "x".join(map(str, shape)), batch, batch / ms * 1000)
+            )
     return rows
 
 
@@ -161,11 +191,15 @@ def _machine(device: torch.device) -> str:
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
-def _print_tables(device: torch.device, layers: list[LayerRow], throughput: list[ThroughputRow]) -> None:
+def _print_tables(
+    device: torch.device, layers: list[LayerRow], throughput: list[ThroughputRow]
+) -> None:
     print(f"device: {device} ({_machine(device)}), torch {torch.__version__}")
     print(f"{'layer or model':<22} {'size':<16} {'fast ms':>9} {'oracle ms':>10} {'speedup':>8}")
     for r in layers:
-        print(f"{r.layer:<22} {r.size:<16} {r.fast_ms:>9.2f} {r.oracle_ms:>10.2f} {r.speedup:>7.1f}x")
+        print(
+            f"{r.layer:<22} {r.size:<16} {r.fast_ms:>9.2f} {r.oracle_ms:>10.2f} {r.speedup:>7.1f}x"
+        )
     print()
     print(f"{'model':<14} {'width':>6} {'input':<10} {'batch':>6} {'train img/s':>12}")
     for t in throughput:
@@ -178,11 +212,17 @@ def main(argv: list[str] | None = None) -> int:
         description="Time the SEFL layers (fast path vs the per-resolution oracle) and models.",
         epilog="example: python -m benchmark.perf --device cpu --json perf.json",
     )
-    parser.add_argument("--device", action="append", choices=["cpu", "cuda"],
-                        help="device to time on (repeatable; default: cpu, and cuda when available)")
+    parser.add_argument(
+        "--device",
+        action="append",
+        choices=["cpu", "cuda"],
+        help="device to time on (repeatable; default: cpu, and cuda when available)",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement")
     parser.add_argument("--quick", action="store_true", help="only the smallest sizes")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON ('-': stdout)")
+    parser.add_argument(
+        "--json", metavar="PATH", help="also write the results as JSON ('-': stdout)"
+    )
     args = parser.parse_args(argv)
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     if "cuda" in devices and not torch.cuda.is_available():

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 
-__all__ = ["register_model", "create_model", "list_models", "model_tasks", "TASKS"]
+__all__ = ["TASKS", "create_model", "list_models", "model_tasks", "register_model"]
 
 TASKS = ("mnist_scale", "stl10_scale", "mnist1d_scale")
 
@@ -59,7 +59,8 @@ def _outside_factory(spec: str) -> Factory:
         raise ValueError(f"cannot import module {module_name!r} of model {spec!r}: {err}") from err
     factory = getattr(module, attr, None)
     if not callable(factory):
-        raise ValueError(f"model {spec!r}: {module_name} has no callable {attr!r}")
+        # A user error like every bad name: ValueError, so the CLI reports it as one.
+        raise ValueError(f"model {spec!r}: {module_name} has no callable {attr!r}")  # noqa: TRY004
     return factory
 
 

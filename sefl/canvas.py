@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["pad_to_canvas", "crop_footprint"]
+__all__ = ["crop_footprint", "pad_to_canvas"]
 
 
 def _offset(inner: int, outer: int) -> int:

@@ -21,8 +21,9 @@ on the batch (batch norm) or on chance (dropout).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -34,9 +35,9 @@ from sefl.spectral import resample
 __all__ = [
     "EquivarianceError",
     "downscale",
-    "present",
     "equivariance_error",
     "per_image_errors",
+    "present",
     "scale_consistency",
 ]
 

@@ -22,12 +22,12 @@ from torch import Tensor
 
 __all__ = [
     "band",
-    "signed_frequencies",
     "fit_spectrum",
-    "to_spectrum",
-    "to_space",
     "resample",
     "ring_mask",
+    "signed_frequencies",
+    "to_space",
+    "to_spectrum",
 ]
 
 

@@ -20,8 +20,8 @@ groups of similar size so that padding wastes little work; each group is one set
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -30,15 +30,15 @@ from sefl.layers.levels import LevelPlan
 from sefl.spectral import band, fit_spectrum, ring_mask, signed_frequencies
 
 __all__ = [
-    "hermitian_projection",
-    "band_power_weights",
-    "Levels1d",
-    "levels_1d",
     "Group2d",
-    "groups_2d",
-    "partition",
+    "Levels1d",
     "apply_levels_1d",
     "apply_levels_2d",
+    "band_power_weights",
+    "groups_2d",
+    "hermitian_projection",
+    "levels_1d",
+    "partition",
 ]
 
 Activate = Callable[[Tensor, slice], Tensor]
@@ -248,7 +248,9 @@ def groups_2d(plan: LevelPlan, dtype: torch.dtype, device, groups: int = 3) -> l
     bands = [band(r) for r in plan.sizes]
     inner_bands = [band(r) if r else -1 for r in plan.inner]
     n_rows = max(2 * (b - lo) if lo >= 0 else 2 * b + 1 for b, lo in zip(bands, inner_bands))
-    n_cols = max(max(b - lo for b, lo in zip(bands, inner_bands) if lo >= 0), 1) if len(bands) > 1 else 1
+    n_cols = (
+        max(max(b - lo for b, lo in zip(bands, inner_bands) if lo >= 0), 1) if len(bands) > 1 else 1
+    )
     out = []
     for levels in partition(plan.sizes, groups):
         mats = _group_2d(plan, levels, n_rows, n_cols)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sefl.spectral import band
 
-__all__ = ["resolution_set", "output_size", "LevelPlan", "plan_levels", "level_sizes"]
+__all__ = ["LevelPlan", "level_sizes", "output_size", "plan_levels", "resolution_set"]
 
 
 def resolution_set(base: int, max_resolution: int, step: int) -> list[int]:

@@ -26,7 +26,9 @@ class ComplexChannelMix(nn.Module):
         self.out_channels = out_channels
         # Real [..., 2] storage: .double() / .float() then convert it with the other parameters.
         bound = (1.0 / in_channels) ** 0.5
-        self.weight_ri = nn.Parameter(torch.empty(out_channels, in_channels, 2).uniform_(-bound, bound))
+        self.weight_ri = nn.Parameter(
+            torch.empty(out_channels, in_channels, 2).uniform_(-bound, bound)
+        )
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}"

@@ -14,7 +14,8 @@ levels (the STL model's few levels).
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +39,7 @@ from sefl.layers.levels import (
 )
 from sefl.spectral import band, fit_spectrum, ring_mask, to_space, to_spectrum
 
-__all__ = ["ScaleEqNonlin1d", "ScaleEqNonlin2d", "ScaleEqMaxPool2d", "PointwiseNonlin"]
+__all__ = ["PointwiseNonlin", "ScaleEqMaxPool2d", "ScaleEqNonlin1d", "ScaleEqNonlin2d"]
 
 Activation = Callable[[Tensor], Tensor]
 Implementation = Literal["fast", "loop"]

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from sefl.spectral import band, fit_spectrum, signed_frequencies
 
-__all__ = ["dirichlet_matrix", "SpectralConv1d", "SpectralConv2d", "contract_channels"]
+__all__ = ["SpectralConv1d", "SpectralConv2d", "contract_channels", "dirichlet_matrix"]
 
 
 def dirichlet_matrix(frequencies: Tensor, local_modes: int, global_modes: int) -> Tensor:

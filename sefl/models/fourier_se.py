@@ -10,7 +10,8 @@ the input's own resolution: the "Fourier CNN" baseline.
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -27,7 +28,7 @@ from sefl.models.head import MultiLevelHead
 from sefl.models.training import multilevel_loss, param_groups, spectral_regulariser
 from sefl.spectral import to_space, to_spectrum
 
-__all__ = ["FourierBlock", "FourierSE", "FourierSE2d", "FourierSE1d", "scaled"]
+__all__ = ["FourierBlock", "FourierSE", "FourierSE1d", "FourierSE2d", "scaled"]
 
 
 def scaled(channels: int, width: float) -> int:
@@ -104,9 +105,7 @@ class FourierSE(nn.Module):
             )
         n = x.shape[-1]
         if not self.base <= n <= self.max_resolution:
-            raise ValueError(
-                f"{name} takes sizes {self.base}..{self.max_resolution}, got {n}"
-            )
+            raise ValueError(f"{name} takes sizes {self.base}..{self.max_resolution}, got {n}")
         return n
 
     def forward_spectra(self, x: Tensor) -> list[Tensor]:
@@ -168,12 +167,28 @@ class FourierSE2d(FourierSE):
     ) -> None:
         channels = tuple(scaled(c, width) for c in channels)
         head = MultiLevelHead(
-            channels[-1], num_classes, 2, max_resolution, head_pool, first_level,
-            hidden=scaled(hidden, width), dropout=dropout,
+            channels[-1],
+            num_classes,
+            2,
+            max_resolution,
+            head_pool,
+            first_level,
+            hidden=scaled(hidden, width),
+            dropout=dropout,
         )
         super().__init__(
-            2, in_channels, num_classes, channels, global_modes, local_modes, base,
-            max_resolution, step, head, equivariant, implementation=implementation,
+            2,
+            in_channels,
+            num_classes,
+            channels,
+            global_modes,
+            local_modes,
+            base,
+            max_resolution,
+            step,
+            head,
+            equivariant,
+            implementation=implementation,
         )
 
 
@@ -204,10 +219,26 @@ class FourierSE1d(FourierSE):
     ) -> None:
         channels = tuple(scaled(c, width) for c in channels)
         head = MultiLevelHead(
-            channels[-1], num_classes, 1, max_resolution, head_pool, first_level,
-            hidden=scaled(hidden, width), dropout=dropout,
+            channels[-1],
+            num_classes,
+            1,
+            max_resolution,
+            head_pool,
+            first_level,
+            hidden=scaled(hidden, width),
+            dropout=dropout,
         )
         super().__init__(
-            1, in_channels, num_classes, channels, global_modes, local_modes, base,
-            max_resolution, step, head, equivariant, implementation=implementation,
+            1,
+            in_channels,
+            num_classes,
+            channels,
+            global_modes,
+            local_modes,
+            base,
+            max_resolution,
+            step,
+            head,
+            equivariant,
+            implementation=implementation,
         )

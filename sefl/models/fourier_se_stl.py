@@ -26,15 +26,19 @@ from sefl.models.fourier_se import FourierSE, scaled
 from sefl.models.head import MultiLevelHead
 from sefl.spectral import to_space, to_spectrum
 
-__all__ = ["ResidualFourierBlock", "FourierSESTL"]
+__all__ = ["FourierSESTL", "ResidualFourierBlock"]
 
 
 class ResidualFourierBlock(nn.Module):
     """N2(L2(N1(L1(x))) + mix_1x1(x)): spec ``[B, C_in, N, N // 2 + 1]`` -> ``[B, C_out, M, ...]``
     with M = ceil(N / 2) when N2 pools, else N."""
 
-    def __init__(self, convs: tuple[nn.Module, nn.Module], mix: nn.Module,
-                 nonlins: tuple[nn.Module, nn.Module]) -> None:
+    def __init__(
+        self,
+        convs: tuple[nn.Module, nn.Module],
+        mix: nn.Module,
+        nonlins: tuple[nn.Module, nn.Module],
+    ) -> None:
         super().__init__()
         self.conv1, self.conv2 = convs
         self.mix = mix
@@ -73,20 +77,35 @@ class FourierSESTL(FourierSE):
             return cls(c, base, top, step, implementation=implementation)
 
         def block(c_in, c_out, modes, local, res, pooled):
-            convs = (SpectralConv2d(c_in, c_out, modes, local), SpectralConv2d(c_out, c_out, modes, local))
+            convs = (
+                SpectralConv2d(c_in, c_out, modes, local),
+                SpectralConv2d(c_out, c_out, modes, local),
+            )
             return ResidualFourierBlock(
-                convs, ComplexChannelMix(c_in, c_out), (nonlin(c_out, *res), nonlin(c_out, *res, pooled))
+                convs,
+                ComplexChannelMix(c_in, c_out),
+                (nonlin(c_out, *res), nonlin(c_out, *res, pooled)),
             )
 
         self.stem = nn.ModuleList([ComplexChannelMix(in_channels, c0), nonlin(c0, 40, 97, 8)])
-        self.blocks = nn.ModuleList([
-            block(c0, c1, 64, 7, (40, 97, 8), True),
-            block(c1, c2, 32, 5, (20, 49, 4), True),
-            block(c2, c3, 16, 5, (10, 25, 2), False),
-        ])
+        self.blocks = nn.ModuleList(
+            [
+                block(c0, c1, 64, 7, (40, 97, 8), True),
+                block(c1, c2, 32, 5, (20, 49, 4), True),
+                block(c2, c3, 16, 5, (10, 25, 2), False),
+            ]
+        )
         self.head = MultiLevelHead(
-            c3, num_classes, 2, grid=25, pool=13, first_level=10, level_step=2, level_cap=25,
-            hidden=scaled(hidden, width), dropout=dropout,
+            c3,
+            num_classes,
+            2,
+            grid=25,
+            pool=13,
+            first_level=10,
+            level_step=2,
+            level_cap=25,
+            hidden=scaled(hidden, width),
+            dropout=dropout,
         )
 
     def forward_spectra(self, x: Tensor) -> list[Tensor]:

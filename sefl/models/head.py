@@ -69,9 +69,12 @@ def band_images(spec: Tensor, n: int, grid: int, ndim: int, bands: list[int]) ->
     )  # [B, C, H + 1, grid, 6]
     v_factors = torch.stack(
         [
-            row_signals[..., pos, :].real, row_signals[..., pos, :].imag,
-            neg_rows.real, neg_rows.imag,
-            ev.T.real.expand(*batch, -1, -1), ev.T.imag.expand(*batch, -1, -1),
+            row_signals[..., pos, :].real,
+            row_signals[..., pos, :].imag,
+            neg_rows.real,
+            neg_rows.imag,
+            ev.T.real.expand(*batch, -1, -1),
+            ev.T.imag.expand(*batch, -1, -1),
         ],
         dim=-2,
     )  # [B, C, H + 1, 6, grid]

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from sefl.layers.nonlinearity import _ScaleEqNonlin
 from sefl.layers.spectral_conv import _SpectralConv
 
-__all__ = ["multilevel_loss", "spectral_regulariser", "param_groups"]
+__all__ = ["multilevel_loss", "param_groups", "spectral_regulariser"]
 
 MONOTONE_WEIGHT = 1e-3
 REGULARISER_WEIGHT = 1e-3
@@ -34,7 +34,11 @@ def multilevel_loss(
         [F.cross_entropy(level_logits[:, j], target) for j in range(level_logits.shape[1])]
     )
     monotone = F.relu(per_level[1:] - per_level[:-1]).sum()
-    return per_level.sum() + MONOTONE_WEIGHT * monotone + REGULARISER_WEIGHT * weight_decay * regulariser
+    return (
+        per_level.sum()
+        + MONOTONE_WEIGHT * monotone
+        + REGULARISER_WEIGHT * weight_decay * regulariser
+    )
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

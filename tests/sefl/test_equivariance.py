@@ -77,7 +77,9 @@ def test_error_matches_a_hand_computed_value():
     b = resample(resample(x, 3, 1) ** 2, 3, 1)
     expected = float(((a - b) ** 2).sum() / ((a**2).sum() + 1e-6))
     # D_3 keeps k in {-1, 0, 1}: x_3 = [1/4 + 1/2, 1/4 - 1/4, 1/4 - 1/4] = [3/4, 0, 0].
-    torch.testing.assert_close(resample(x, 3, 1), torch.tensor([[[0.75, 0.0, 0.0]]], dtype=torch.float64))
+    torch.testing.assert_close(
+        resample(x, 3, 1), torch.tensor([[[0.75, 0.0, 0.0]]], dtype=torch.float64)
+    )
     got = equivariance_error(Squares(), x, [3]).error
     assert got == pytest.approx(expected, rel=1e-12)
     # a = D_3 of [1,0,0,0] = [3/4, 0, 0]; b = [9/16, 0, 0]; e = (3/16)^2 / ((3/4)^2 + 1e-6).

@@ -64,7 +64,9 @@ def test_nonlinearity_is_exactly_equivariant(ndim, base, span, step, channels, n
     if norm:
         randomise_norms(layer, seed)
     f = space_map(layer, ndim)
-    x = torch.randn((2, channels) + (top,) * ndim, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+    x = torch.randn(
+        (2, channels) + (top,) * ndim, generator=torch.Generator().manual_seed(seed), dtype=dtype
+    )
     full = f(x)
     for r in resolution_set(base, top, step)[:-1]:
         assert rel(f(resample(x, r, ndim)), resample(full, r, ndim)) <= TOLERANCE[dtype], r
@@ -179,9 +181,18 @@ def test_level_plan_visits_the_coarsest_resolution_of_each_band():
         (lambda: SpectralConv2d(2, 3, 27, 5), "global_modes"),
         (lambda: SpectralConv2d(0, 3, 28, 5), "in_channels"),
         (lambda: SpectralConv2d(2, 3, 28, 5)(torch.randn(1, 2, 8, 5)), "complex"),
-        (lambda: SpectralConv2d(2, 3, 28, 5)(torch.randn(1, 3, 8, 5, dtype=torch.cfloat)), r"\[B, 2"),
-        (lambda: ScaleEqNonlin2d(2, 6, 28)(to_spectrum(torch.randn(1, 2, 5, 5)).cfloat()), "outside"),
-        (lambda: ScaleEqNonlin2d(2, 6, 28)(to_spectrum(torch.randn(1, 2, 29, 29)).cfloat()), "outside"),
+        (
+            lambda: SpectralConv2d(2, 3, 28, 5)(torch.randn(1, 3, 8, 5, dtype=torch.cfloat)),
+            r"\[B, 2",
+        ),
+        (
+            lambda: ScaleEqNonlin2d(2, 6, 28)(to_spectrum(torch.randn(1, 2, 5, 5)).cfloat()),
+            "outside",
+        ),
+        (
+            lambda: ScaleEqNonlin2d(2, 6, 28)(to_spectrum(torch.randn(1, 2, 29, 29)).cfloat()),
+            "outside",
+        ),
         (lambda: ScaleEqNonlin2d(2, 6, 28, step=0), "step"),
         (lambda: ScaleEqNonlin2d(2, 6, 28, implementation="gpu"), "implementation"),
         (lambda: ScaleEqNonlin1d(2, 30, 28), "max_resolution"),

@@ -82,7 +82,9 @@ def test_every_parameter_gets_a_gradient():
     model, x, _, _ = make("mnist", torch.float32)
     model.train()
     model.loss(x.float(), torch.tensor([1, 2])).backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    missing = [
+        n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0
+    ]
     assert missing == []
 
 
