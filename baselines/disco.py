@@ -222,8 +222,10 @@ def proxy_cache_key(
 
 
 def default_cache_dir() -> Path:
-    """``$SEFL_DATA_DIR/cache/disco``, or ``./data/cache/disco`` when the variable is unset."""
-    return Path(os.environ.get("SEFL_DATA_DIR", "data")) / "cache" / "disco"
+    """``$SEFL_CACHE_DIR/disco`` when set (as for the task caches), else
+    ``$SEFL_DATA_DIR/cache/disco``, else ``./data/cache/disco``."""
+    cache = os.environ.get("SEFL_CACHE_DIR") or Path(os.environ.get("SEFL_DATA_DIR", "data")) / "cache"
+    return Path(cache) / "disco"
 
 
 def _read_cache(path: Path, key: str, shape: tuple[int, ...]) -> Tensor:

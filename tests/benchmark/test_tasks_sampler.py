@@ -1,0 +1,186 @@
+"""The single-resolution batch sampler and the loader on a small in-memory task."""
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from benchmark.tasks.dataset import GroupedStore, ScaleSplit
+from benchmark.tasks.resolutions import downscale_groups
+from benchmark.tasks.sampler import ResolutionBatchSampler
+from benchmark.tasks.task import Task
+from sefl.spectral import resample
+
+RESOLUTIONS = torch.tensor([8, 9, 8, 10, 9, 8, 8, 10, 9, 8, 10, 10, 9, 8, 9, 10, 8])
+
+
+def _batches(**kwargs):
+    return ResolutionBatchSampler(RESOLUTIONS, **kwargs).batches()
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 5])
+def test_training_batches_are_full_single_resolution_and_drop_the_rest(batch_size):
+    sampler = ResolutionBatchSampler(RESOLUTIONS, batch_size, shuffle=True, drop_last=True)
+    batches = sampler.batches()
+    counts = {r: int((RESOLUTIONS == r).sum()) for r in (8, 9, 10)}
+    assert len(batches) == len(sampler) == sum(c // batch_size for c in counts.values())
+    for r, indices in batches:
+        assert len(indices) == batch_size and bool((RESOLUTIONS[indices] == r).all())
+    used = torch.cat([i for _, i in batches])
+    assert len(torch.unique(used)) == len(used)
+
+
+@pytest.mark.parametrize("batch_size", [2, 4, 100])
+def test_eval_batches_keep_every_item_in_order(batch_size):
+    sampler = ResolutionBatchSampler(RESOLUTIONS, batch_size, shuffle=False, drop_last=False)
+    batches = sampler.batches()
+    assert len(batches) == len(sampler)
+    assert [r for r, _ in batches] == sorted(r for r, _ in batches)
+    order = torch.cat([i for _, i in batches])
+    assert sorted(order.tolist()) == list(range(len(RESOLUTIONS)))
+    for r, indices in batches:
+        assert bool((RESOLUTIONS[indices] == r).all())
+        assert indices.tolist() == sorted(indices.tolist())
+
+
+def test_batch_order_follows_seed_and_epoch():
+    base = _batches(batch_size=2, shuffle=True, drop_last=True, seed=0, epoch=0)
+    same = _batches(batch_size=2, shuffle=True, drop_last=True, seed=0, epoch=0)
+    flat = lambda bs: [i.tolist() for _, i in bs]
+    assert flat(base) == flat(same)
+    assert flat(base) != flat(_batches(batch_size=2, shuffle=True, drop_last=True, seed=1, epoch=0))
+    assert flat(base) != flat(_batches(batch_size=2, shuffle=True, drop_last=True, seed=0, epoch=1))
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.0, True])
+def test_bad_batch_size_is_named(batch_size):
+    with pytest.raises(ValueError, match="batch_size"):
+        ResolutionBatchSampler(RESOLUTIONS, batch_size, shuffle=False, drop_last=False)
+
+
+def _task(canvas_mode="pad", augment=None):
+    labels = torch.arange(len(RESOLUTIONS)) % 3
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(len(RESOLUTIONS), 2, 12, 12, dtype=torch.float64, generator=generator)
+    groups, position = downscale_groups(images, RESOLUTIONS, 2)
+    splits = {
+        name: ScaleSplit(
+            GroupedStore(groups, position, images, augment if name == "train" else None),
+            labels,
+            RESOLUTIONS,
+            torch.arange(len(labels)),
+            (0.5, 0.25),
+            (2.0, 4.0),
+        )
+        for name in ("train", "val", "test")
+    }
+    task = Task(
+        protocol="fourier",
+        ndim=2,
+        in_channels=2,
+        num_classes=3,
+        canvas=12,
+        resolutions=[8, 9, 10, 12],
+        mean=(0.5, 0.25),
+        std=(2.0, 4.0),
+        name="toy",
+        splits=splits,
+        canvas_mode=canvas_mode,
+    )
+    return task, images
+
+
+def _normalised(x):
+    return (x - torch.tensor([0.5, 0.25]).view(2, 1, 1)) / torch.tensor([2.0, 4.0]).view(2, 1, 1)
+
+
+def test_items_are_normalised_ideal_downscales():
+    task, images = _task()
+    for i in (0, 3, 16):
+        x, y, r = task.splits["test"][i]
+        assert r == int(RESOLUTIONS[i]) and y == i % 3 and x.dtype == torch.float32
+        torch.testing.assert_close(x, _normalised(resample(images[i], r)).float())
+
+
+@pytest.mark.parametrize("canvas_mode", ["pad", "resize"])
+def test_canvas_modes(canvas_mode):
+    task, _ = _task(canvas_mode)
+    native = list(task.loader("test", 3))
+    on_canvas = list(task.loader("test", 3, input_mode="canvas"))
+    for (xn, yn, rn), (xc, yc, rc) in zip(native, on_canvas):
+        assert xc.shape[-2:] == (12, 12) and rn == rc and torch.equal(yn, yc)
+        if canvas_mode == "pad":
+            start = (12 - rn) // 2
+            torch.testing.assert_close(xc[..., start : start + rn, start : start + rn], xn)
+            torch.testing.assert_close(xc.abs().sum(), xn.abs().sum())  # zeros around it
+        else:
+            # Ideal up-sampling loses nothing: down-scaling it again gives the native image.
+            torch.testing.assert_close(resample(xc, rn), xn, atol=1e-5, rtol=1e-5)
+
+
+def test_loader_serves_labels_limit_and_len():
+    task, _ = _task()
+    loader = task.loader("train", 2, seed=3)
+    batches = list(loader)
+    assert len(batches) == len(loader) == 7  # 7 eights, 5 nines, 5 tens -> 3 + 2 + 2
+    assert len(list(task.loader("train", 2, limit=4))) == len(task.loader("train", 2, limit=4)) == 4
+    for x, y, r in batches:
+        assert x.shape == (2, 2, r, r) and y.dtype == torch.long
+
+
+def test_loader_applies_training_augmentation_only_to_train():
+    calls = []
+
+    def mark(x, generator):
+        calls.append(len(x))
+        return x + 100.0
+
+    task, _ = _task(augment=mark)
+    train = next(iter(task.loader("train", 2)))[0]
+    test = next(iter(task.loader("test", 2)))[0]
+    assert calls == [2] and train.min() > 10 and test.max() < 10
+
+
+def test_loader_rejects_batches_larger_than_a_resolution_and_bad_arguments():
+    task, _ = _task()
+    with pytest.raises(ValueError, match="batch_size=6 exceeds the 5 training items"):
+        task.loader("train", 6)
+    assert len(task.loader("test", 6)) == 4  # 7 eights -> 2 batches, nines, tens
+    with pytest.raises(ValueError, match="split='dev'"):
+        task.loader("dev", 2)
+    with pytest.raises(ValueError, match="input_mode='padded'"):
+        task.loader("test", 2, input_mode="padded")
+    with pytest.raises(ValueError, match="limit=0"):
+        task.loader("test", 2, limit=0)
+
+
+def test_sampler_works_with_torch_dataloader():
+    task, _ = _task()
+    sampler = ResolutionBatchSampler(RESOLUTIONS, 2, shuffle=False, drop_last=False)
+    ours = list(task.loader("test", 2))
+    for (x, y, r), (xo, yo, ro) in zip(
+        DataLoader(task.splits["test"], batch_sampler=sampler), ours
+    ):
+        torch.testing.assert_close(x, xo)
+        assert torch.equal(y, yo) and bool((r == ro).all())
+
+
+def test_equivariance_images_are_seeded_top_resolution_test_images():
+    task, images = _task()
+    chosen = task.equivariance_images(4, seed=1)
+    assert chosen.shape == (4, 2, 12, 12)
+    torch.testing.assert_close(chosen, task.equivariance_images(4, seed=1))
+    rows = [
+        i
+        for c in chosen
+        for i in range(len(images))
+        if torch.allclose(_normalised(images[i]).float(), c, atol=1e-6)
+    ]
+    assert len(set(rows)) == 4
+    with pytest.raises(ValueError, match="n=18"):
+        task.equivariance_images(18)
+
+
+def test_fetch_refuses_mixed_resolutions():
+    task, _ = _task()
+    with pytest.raises(ValueError, match=r"one resolution, got resolutions \[8, 9\]"):
+        task.splits["test"].fetch(torch.tensor([0, 1]))
