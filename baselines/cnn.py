@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 from torch import Tensor, nn
 
-from baselines.common import MnistHead, check_input, fold_scales
+from baselines.common import MnistHead, check_input, fold_scales, run_blocks
 
 __all__ = [
     "HIDDEN",
@@ -113,11 +113,7 @@ class CanvasNet(nn.Module):
     def forward_blocks(self, x: Tensor) -> list[Tensor]:
         """The raw output of every block (a scale axis, if any, kept)."""
         self._check(x)
-        outputs = []
-        for block in self.blocks:
-            x = block(x)
-            outputs.append(x)
-        return outputs
+        return run_blocks(self.blocks, x)
 
     def features(self, x: Tensor) -> list[Tensor]:
         return [fold_scales(f) if f.dim() == 5 else f for f in self.forward_blocks(x)]
