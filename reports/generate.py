@@ -3,7 +3,9 @@
 Reads experiment ``sefl-bench/<suite>`` from MLflow and writes under ``--out``:
 ``tables/<table>.{md,tex,csv}`` (mnist_scale, data_efficiency, stl10_scale, mnist1d_scale,
 reproduction, failed_runs, unfinished_runs, missing_metrics), ``plots/<figure>.{png,svg}``,
-``report.md`` (every table in one file) and the self-contained ``index.html``. Exit code 2
+``report.md`` (every table in one file) and the self-contained ``index.html``; when the best
+SEFL run and best baseline of a task recorded their weights, the feature maps of
+``reports.features`` for them (``plots/features_*.{png,gif}``). Exit code 2
 with one message for an unknown or empty experiment, or runs missing required metrics (the
 report is still written when some runs are usable, with what is missing listed in it).
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from reports import plots, schema
+from reports.feature_page import feature_section
 from reports.leaderboard import Page, leaderboard_grid, render_page
 from reports.load import ReportInputError, SuiteRuns, load_history, load_suite
 from reports.problems import missing_message, problem_grids
@@ -114,10 +117,13 @@ def _figures(runs: SuiteRuns, tables: list[ResultTable], out: Path) -> list[tupl
     return figures
 
 
-def build_report(suite: str, tracking_uri: str, out_dir: Path, ui_url: str) -> Report:
+def build_report(suite: str, tracking_uri: str, out_dir: Path, ui_url: str,
+                 data_dir: str | None = None) -> Report:
     """Load the suite's runs and write every table, figure and the page under ``out_dir``.
 
-    Raises ReportInputError (nothing written) when no run is usable.
+    data_dir: where the feature-map figures find the tasks' test images (None:
+    ``$SEFL_DATA_DIR`` or ``./data``). Raises ReportInputError (nothing written) when no run
+    is usable.
     """
     runs = load_suite(suite, tracking_uri)
     problem = missing_message(runs.missing) if len(runs.missing) else None
@@ -139,20 +145,25 @@ def build_report(suite: str, tracking_uri: str, out_dir: Path, ui_url: str) -> R
                                  ("failed_runs", "unfinished_runs", "missing_metrics")):
         sections.append(_write_table(grid, frame, table_dir, stem))
     figures = _figures(runs, tables, out_dir / "plots")
+    features = feature_section(finished, tracking_uri, out_dir / "plots", data_dir)
     provenance = _provenance(runs)
     title = f"sefl-bench report: {suite}"
     lines = [f"# {title}", "", *(f"- {k}: {v}" for k, v in provenance), ""]
     if problem:
         lines += [f"**Partial report:** {problem}.", ""]
     lines += [*sections, "## Figures", "",
-              *(f"![{caption}](plots/{png.name})" for caption, png in figures)]
+              *(f"![{caption}](plots/{png.name})" for caption, png in figures), "",
+              "## Feature maps across resolutions", "",
+              *(f"![{caption}](plots/{png.name}) ([animation](plots/{gif.name}))"
+                for caption, png, gif in features.figures),
+              *(f"- {note}" for note in features.notes)]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
     page = Page(
         title=title, provenance=provenance,
         leaderboards=[leaderboard_grid(t, ui_url, runs.experiment_id)
                       for t in tables if t.name != "data_efficiency" and t.run_labels()],
         tables=[t.grid() for t in tables], reproduction=repro_grid, problems=problems,
-        figures=figures)
+        figures=figures, feature_figures=features.figures, feature_notes=features.notes)
     (out_dir / "index.html").write_text(render_page(page))
     return Report(out_dir, tables, [png for _, png in figures], problem)
 
@@ -172,6 +183,9 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--tracking-uri", default=None,
                         help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
                              f"{schema.DEFAULT_TRACKING_URI})")
+    source.add_argument("--data-dir", default=None,
+                        help="data folder of the tasks, for the feature-map figures (default: "
+                             "$SEFL_DATA_DIR, else ./data)")
     output = parser.add_argument_group("output")
     output.add_argument("--out", type=Path, default=None,
                         help="output folder (default: reports/out/<suite>/)")
@@ -191,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                                 else DEFAULT_UI_URL)
     out_dir = args.out or Path("reports") / "out" / suite
     try:
-        report = build_report(suite, tracking_uri, out_dir, ui_url)
+        report = build_report(suite, tracking_uri, out_dir, ui_url, args.data_dir)
     except ReportInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

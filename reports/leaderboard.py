@@ -2,14 +2,15 @@
 
 A ranked, sortable table per task (click a header to sort; a few lines of inline JS), the
 paper's tables, the reproduction section, what failed or is missing, the figures and the
-provenance. Each leaderboard row links the MLflow runs it averages.
+provenance. Each leaderboard row links the MLflow runs it averages. The feature maps across
+resolutions of the best runs (``reports.feature_page``) come as their grid and animation.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from reports.render import Cell, Grid, format_count, format_mean_sd, format_number, to_html
@@ -60,7 +61,9 @@ dt { font-weight: 600; }
 class Page:
     """Everything the page shows, already computed.
 
-    figures: (caption, PNG path) pairs; provenance: (name, value) pairs.
+    figures: (caption, PNG path) pairs; provenance: (name, value) pairs;
+    feature_figures: (caption, PNG grid, GIF animation) of the feature maps across
+    resolutions; feature_notes: why some were not drawn.
     """
 
     title: str
@@ -70,6 +73,8 @@ class Page:
     reproduction: Grid
     problems: list[Grid]
     figures: list[tuple[str, Path]]
+    feature_figures: list[tuple[str, Path, Path]] = field(default_factory=list)
+    feature_notes: list[str] = field(default_factory=list)
 
 
 def _run_url(ui_url: str, experiment_id: str, run_id: str) -> str:
@@ -104,10 +109,14 @@ def leaderboard_grid(table: ResultTable, ui_url: str, experiment_id: str) -> Gri
                 table.caption)
 
 
-def _figure(caption: str, png: Path) -> str:
-    data = base64.b64encode(png.read_bytes()).decode("ascii")
-    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+def _figure(caption: str, *images: Path) -> str:
+    """A figure of embedded PNG or GIF images side by side, under one caption."""
+    tags = []
+    for image in images:
+        kind = image.suffix.lstrip(".").lower()
+        data = base64.b64encode(image.read_bytes()).decode("ascii")
+        tags.append(f'<img alt="{html.escape(caption)}" src="data:image/{kind};base64,{data}">')
+    return f"<figure>{''.join(tags)}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
 def render_page(page: Page) -> str:
@@ -127,6 +136,9 @@ def render_page(page: Page) -> str:
         *(to_html(g, f"problems-{i}") for i, g in enumerate(page.problems)),
         "<h2>Figures</h2>",
         *(_figure(caption, png) for caption, png in page.figures),
+        "<h2>Feature maps across resolutions</h2>",
+        *(_figure(caption, gif, png) for caption, png, gif in page.feature_figures),
+        *(f"<p class='note'>{html.escape(note)}</p>" for note in page.feature_notes),
     ]
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"

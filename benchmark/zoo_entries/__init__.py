@@ -2,7 +2,7 @@
 
 import importlib
 
-_GROUPS = ("sefl_models",)
+_GROUPS = ("sefl_models", "mnist_classic", "mnist_steerable", "stl_1d", "stl_steerable")
 
 
 def register_all() -> None:

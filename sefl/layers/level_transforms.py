@@ -117,14 +117,6 @@ def levels_1d(plan: LevelPlan, dtype: torch.dtype, device) -> Levels1d:
     )
 
 
-def _add_to_mean(rows: Tensor, shift: Tensor) -> Tensor:
-    """rows [Lg, R, BC, Kc, 2] (re, im of the half-axis coefficients) + shift [Lg, 1, BC] on the
-    real part of the zero frequency."""
-    mean = rows[..., :1, :1] + shift[..., None, None]
-    first = torch.cat([mean, rows[..., :1, 1:]], dim=-1)
-    return torch.cat([first, rows[..., 1:, :]], dim=-2)
-
-
 def apply_levels_1d(spec: Tensor, mats: Levels1d, activate: Activate) -> Tensor:
     """spec: compact [B, C, Kc] (Hermitian) -> [B, C, Kc]: the assembled rings of every level."""
     b, c, kc = spec.shape
@@ -287,10 +279,11 @@ def apply_levels_2d(
         rows = torch.view_as_real((g.rows_inverse @ xs).view(lg, padded, bc, -1))
         if scale is not None:
             level_scale = scale[..., g.levels].permute(2, 0, 1).reshape(lg, 1, bc, 1, 1)
-            level_shift = shift[..., g.levels].permute(2, 0, 1).reshape(lg, 1, bc)
-            rows = rows * level_scale
-            # Zero column, real part: its column weight is 1, so it adds a constant per row.
-            rows = _add_to_mean(rows, level_shift)
+            level_shift = shift[..., g.levels].permute(2, 0, 1).reshape(lg, 1, bc, 1, 1)
+            # The shift goes to the real part of the zero column, whose column weight is 1.
+            mean_slot = torch.zeros(rows.shape[-2:], dtype=rows.dtype, device=rows.device)
+            mean_slot[0, 0] = 1
+            rows = torch.addcmul(level_shift * mean_slot, rows, level_scale)
         x = rows.flatten(-2).view(lg, padded * bc, -1) @ g.cols_inverse
         y = activation(x).view(lg, padded, bc * padded)
         # Ring rows: the DFT along i at the ring's rows, then along j at every column.

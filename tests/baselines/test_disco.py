@@ -140,10 +140,17 @@ def test_cache_key_is_the_sha256_of_the_canonical_config():
 
 
 def test_default_cache_dir_follows_sefl_data_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("SEFL_CACHE_DIR", raising=False)
     monkeypatch.setenv("SEFL_DATA_DIR", str(tmp_path))
     assert default_cache_dir() == tmp_path / "cache" / "disco"
     monkeypatch.delenv("SEFL_DATA_DIR")
     assert default_cache_dir().parts[-3:] == ("data", "cache", "disco")
+
+
+def test_default_cache_dir_prefers_sefl_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("SEFL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SEFL_CACHE_DIR", str(tmp_path / "cache"))
+    assert default_cache_dir() == tmp_path / "cache" / "disco"
 
 
 @pytest.mark.parametrize("kind", ["A", "B"])

@@ -1,0 +1,426 @@
+"""``python -m benchmark.run``: run a suite with Ray Tune and record it in MLflow.
+
+Every name, resource and data set is checked before anything starts; a mistake is one message
+and exit code 2, with nothing launched and nothing written to MLflow. Finished trials (by trial
+key) are skipped; interrupted ones continue from their last checkpoint. Exit code 1 when a
+trial failed, 130 when interrupted, else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import shlex
+import stat
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["UserError", "build_parser", "main"]
+
+EXAMPLES = """\
+examples:
+  python -m benchmark.run --suite quick
+  python -m benchmark.run --suite smoke --models 'sefl*,cnn' --seeds 0 --dry-run
+  python -m benchmark.run --suite my_suite.toml --model mypackage.models:build_net
+  python -m benchmark.run --suite full --address auto --gpus-per-trial 0.5 \\
+      --tracking-uri http://mlflow-host:5000 --storage /shared/ray_results
+  python -m benchmark.run --list
+"""
+
+
+class UserError(Exception):
+    """A mistake of the user's: printed as one line, exit code 2."""
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(part) for part in _names(text)]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected integers like 0,1,2, got {text!r}") from err
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, its options grouped as in ``--help``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark.run",
+        description="Run a benchmark suite: every trial scheduled by Ray Tune, every number "
+                    "recorded in MLflow, finished trials never run twice.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = parser.add_argument_group("suite, tasks and models")
+    what.add_argument("--suite", help="a suite name (see --list) or the path of a .toml file")
+    what.add_argument("--models", type=_names, help="only these models (comma-separated, "
+                      "wildcards allowed: 'sesn_*')")
+    what.add_argument("--tasks", type=_names, help="only these tasks (comma-separated)")
+    what.add_argument("--seeds", type=_seeds, help="only these seeds (comma-separated)")
+    what.add_argument("--model", action="append", default=[], metavar="MODULE:FACTORY",
+                      help="add a model from outside the zoo to every grid of the suite; "
+                      "called as factory(task=..., width=..., **model_options); repeatable")
+    what.add_argument("--list", action="store_true", help="print the suites, tasks and models")
+    what.add_argument("--dry-run", action="store_true",
+                      help="print the expanded trials, their keys and whether each is cached")
+    resources = parser.add_argument_group("resources")
+    resources.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
+                           help="an existing Ray cluster ('auto', host:port); default: "
+                           "$RAY_ADDRESS, else a local Ray on this machine")
+    resources.add_argument("--num-cpus", type=int, help="CPUs of the local Ray "
+                           "(default: all of this machine's); not with --address")
+    resources.add_argument("--cpus-per-trial", type=float, default=1.0,
+                           help="CPUs per trial, fractions allowed (default 1)")
+    resources.add_argument("--gpus-per-trial", type=float, default=0.0,
+                           help="GPUs per trial, fractions allowed (default 0)")
+    resources.add_argument("--max-failures", type=int, default=1, help="retries of a trial "
+                           "that failed, from its last checkpoint (default 1; -1: no limit)")
+    resources.add_argument("--storage", default="ray_results", help="Tune's storage path for "
+                           "checkpoints (default ./ray_results; a shared path or URI on a "
+                           "cluster)")
+    data = parser.add_argument_group("data")
+    data.add_argument("--data-dir", help="where the datasets are (default: $SEFL_DATA_DIR, "
+                      "else ./data)")
+    data.add_argument("--download", action="store_true",
+                      help="download missing datasets before starting")
+    data.add_argument("--cache-dir", help="where built tasks are cached (default: "
+                      "<data-dir>/cache, or ./data/cache when the data folder is read-only)")
+    tracking = parser.add_argument_group("tracking and caching")
+    tracking.add_argument("--tracking-uri", help="MLflow tracking URI (default: "
+                          "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)")
+    tracking.add_argument("--rerun", action="store_true",
+                          help="run finished trials again (the new run replaces the old one)")
+    output = parser.add_argument_group("output")
+    output.add_argument("--verbose", action="store_true",
+                        help="Ray's and Tune's own logs and tables instead of one status line")
+    return parser
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    if args.cpus_per_trial <= 0:
+        raise UserError(f"--cpus-per-trial {args.cpus_per_trial}: must be > 0")
+    if args.gpus_per_trial < 0:
+        raise UserError(f"--gpus-per-trial {args.gpus_per_trial}: must be >= 0")
+    if args.max_failures < -1:
+        raise UserError(f"--max-failures {args.max_failures}: must be >= -1")
+    if args.num_cpus is not None and (args.num_cpus < 1 or args.address):
+        raise UserError(f"--num-cpus {args.num_cpus}: must be >= 1, and only for a local Ray "
+                        "(not with --address)")
+
+
+def _check_model_names(models: Sequence[str] | None) -> None:
+    from benchmark.zoo import list_models
+
+    for name in models or []:
+        if not any(c in name for c in "*?[:") and name not in list_models():
+            raise UserError(f"--models: unknown model {name!r}; models: "
+                            f"{', '.join(list_models())}")
+
+
+def _check_outside_models(specs: Sequence[str]) -> None:
+    """Each ``module:factory`` (from --model or a suite) imports and names a callable."""
+    for spec in specs:
+        module_name, _, attr = spec.partition(":")
+        if not module_name or not attr:
+            raise UserError(f"model {spec!r}: expected MODULE:FACTORY")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as err:
+            raise UserError(f"model {spec!r}: cannot import {module_name}: {err}") from err
+        if not callable(getattr(module, attr, None)):
+            raise UserError(f"model {spec!r}: {module_name} has no callable {attr!r}")
+
+
+def _check_task_names(tasks: Sequence[str] | None) -> None:
+    from benchmark.zoo import TASKS
+
+    for name in tasks or []:
+        if not any(c in name for c in "*?[") and name not in TASKS:
+            raise UserError(f"--tasks: unknown task {name!r}; tasks: {', '.join(TASKS)}")
+
+
+def _cache_dir(given: str | None, data_dir: Path) -> Path | None:
+    """Where built tasks are cached: ``--cache-dir``; for a data folder without write
+    permission (a shared, read-only copy) ``./data/cache``; else None (beside the data)."""
+    if given:
+        return Path(given).resolve()
+    # The mode bits, not os.access: root may write anywhere, but should not write there.
+    if data_dir.is_dir() and stat.S_IMODE(data_dir.stat().st_mode) & 0o222 == 0:
+        return Path("data", "cache").resolve()
+    return None
+
+
+def _check_data(trials: list[dict], data_dir: Path, cache_dir: Path | None, download: bool,
+                missing_data: str) -> list[dict]:
+    """Build each distinct task once (the seed does not decide whether data is there); a task
+    that cannot be built stops the run, or with ``missing_data = "skip"`` loses its trials."""
+    from benchmark.train import build_task
+    from benchmark.trial import canonical_json
+
+    fields = ("task", "protocol", "n_train", "n_val", "n_test", "task_options")
+    problems: dict[str, str | None] = {}
+    kept = []
+    for trial in trials:
+        ident = canonical_json({f: trial[f] for f in fields})
+        if ident not in problems:
+            try:
+                build_task(trial, str(data_dir), cache_dir and str(cache_dir), download)
+                problems[ident] = None
+            except ValueError as err:
+                if missing_data != "skip":
+                    raise UserError(f"task {trial['task']}: {err}") from err
+                problems[ident] = str(err)
+                print(f"skipping the trials of task {trial['task']} (the suite allows it): "
+                      f"{err}", file=sys.stderr)
+        if problems[ident] is None:
+            kept.append(trial)
+    if not kept:
+        raise UserError("no task of the suite can be built (see above)")
+    return kept
+
+
+def _settings(trials: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Per trial, the fields that tell it apart from other trials of its task/model/seed
+    (a sweep's ``n_train=5000``); empty where it is the only one."""
+    from benchmark.trial import canonical_json
+
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for trial in trials:
+        groups.setdefault((trial["task"], trial["model"], trial["seed"]), []).append(trial)
+    varying = {
+        name: [f for f in group[0] if len({canonical_json(t[f]) for t in group}) > 1]
+        for name, group in groups.items()
+    }
+    return [" ".join(f"{f}={canonical_json(t[f])}"
+                     for f in varying[(t["task"], t["model"], t["seed"])]) for t in trials]
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def _list() -> int:
+    from benchmark.suites import list_suites, load_suite
+    from benchmark.zoo import TASKS, list_models
+
+    print("suites:")
+    for name in list_suites():
+        print(f"  {name:16s} {load_suite(name).description}")
+    print("tasks and their models:")
+    for task in TASKS:
+        print(f"  {task:16s} {', '.join(list_models(task)) or '(none registered)'}")
+    return 0
+
+
+def _tracking_uri(args: argparse.Namespace) -> str:
+    from benchmark.tracking import DEFAULT_TRACKING_URI
+
+    return args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def _resume_points(tracker, finished: Mapping[str, Any]) -> dict[str, str]:
+    """trial key -> checkpoint to continue from, for unfinished trials whose checkpoint is
+    still there (a --rerun of a finished trial starts afresh)."""
+    return {key: where for key, where in tracker.resumable().items()
+            if key not in finished and ("://" in where or Path(where).is_dir())}
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A checked invocation: the suite's trials and keys, and where everything goes."""
+
+    suite: str
+    trials: list[dict]
+    keys: list[str]
+    outside_models: list[str]  # module:factory models among the trials
+    tracking_uri: str
+    version: str
+    data_dir: Path
+    cache_dir: Path | None
+    started: float  # time.perf_counter() at the start of the command
+
+
+def _lookup(plan: _Plan):
+    """(tracker or None, finished runs by key, resume points by key) of the suite's store;
+    a store that does not exist yet is not created by reading it."""
+    from mlflow.exceptions import MlflowException
+
+    from benchmark.tracking import Tracker, store_exists
+
+    if not store_exists(plan.tracking_uri):
+        return None, {}, {}
+    try:
+        tracker = Tracker(plan.tracking_uri, plan.suite, plan.version)
+        finished = tracker.finished()
+        return tracker, finished, _resume_points(tracker, finished)
+    except MlflowException as err:
+        raise UserError(f"--tracking-uri {plan.tracking_uri}: {err.message}") from err
+
+
+def _dry_run(plan: _Plan) -> int:
+    from benchmark.trial import trial_name
+
+    _, finished, resumable = _lookup(plan)
+    status = ["cached" if k in finished else "resume" if k in resumable else "new"
+              for k in plan.keys]
+    rows = [[k[:12], trial_name(t), s, st] for t, k, s, st in
+            zip(plan.trials, plan.keys, _settings(plan.trials), status)]
+    _print_table(["key", "trial", "setting", "status"], rows)
+    print(f"{len(plan.trials)} trials: {status.count('cached')} cached, "
+          f"{status.count('resume')} to resume, {status.count('new')} new (suite {plan.suite}, "
+          f"MLflow {plan.tracking_uri})")
+    return 0
+
+
+def _summary(plan: _Plan, outcomes: Mapping[str, Any], wall_s: float) -> None:
+    from benchmark.progress import format_seconds, summary_table
+
+    rows = []
+    for trial, key, setting in zip(plan.trials, plan.keys, _settings(plan.trials)):
+        outcome = outcomes[key]
+        rows.append({"task": trial["task"], "model": trial["model"] + (f" ({setting})"
+                     if setting else ""), "seed": trial["seed"], "status": outcome.status,
+                     "test_acc": outcome.metrics.get("test/acc"),
+                     "equiv_err": outcome.metrics.get("equiv/err"),
+                     "train_s": outcome.metrics.get("time/train_s")})
+    print(summary_table(rows))
+    counts = {s: sum(o.status == s for o in outcomes.values())
+              for s in ("finished", "cached", "failed", "killed")}
+    print(f"{counts['finished']} finished, {counts['cached']} cached, {counts['failed']} "
+          f"failed, {counts['killed']} interrupted in {format_seconds(wall_s)}; MLflow "
+          f"{plan.tracking_uri}, experiment sefl-bench/{plan.suite}")
+    for trial, key in zip(plan.trials, plan.keys):
+        if outcomes[key].status == "failed":
+            print(f"FAILED {trial['task']}/{trial['model']}/s{trial['seed']}: "
+                  f"{outcomes[key].error}")
+
+
+def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    started = time.perf_counter()
+    if args.list:
+        return _list()
+    if not args.suite:
+        raise UserError("--suite is required (see --list for the suites)")
+    _check_numbers(args)
+    from benchmark.suites import SuiteError, expand_suite, load_suite
+    from benchmark.tasks import default_data_dir
+    from benchmark.trial import package_version, trial_key
+
+    _check_model_names(args.models)
+    _check_outside_models(args.model)
+    _check_task_names(args.tasks)
+    try:
+        suite = load_suite(args.suite)
+        trials = expand_suite(suite, models=args.models, tasks=args.tasks, seeds=args.seeds,
+                              extra_models=args.model)
+    except SuiteError as err:
+        raise UserError(str(err)) from err
+    outside = sorted({t["model"] for t in trials if ":" in t["model"]})
+    _check_outside_models(outside)
+    if args.gpus_per_trial > 0 and not args.address:
+        import torch
+
+        if args.gpus_per_trial > torch.cuda.device_count():
+            raise UserError(f"--gpus-per-trial {args.gpus_per_trial:g}: this machine has "
+                            f"{torch.cuda.device_count()} GPUs (use --address for a cluster "
+                            "that has them)")
+    data_dir = Path(args.data_dir or default_data_dir()).resolve()
+    cache_dir = _cache_dir(args.cache_dir, data_dir)
+    trials = _check_data(trials, data_dir, cache_dir, args.download, suite.missing_data)
+    version = package_version()
+    plan = _Plan(suite=suite.name, trials=trials, keys=[trial_key(t, version) for t in trials],
+                 outside_models=outside, tracking_uri=_tracking_uri(args), version=version, data_dir=data_dir,
+                 cache_dir=cache_dir, started=started)
+    return _dry_run(plan) if args.dry_run else _execute(args, argv, plan)
+
+
+def _execute(args: argparse.Namespace, argv: Sequence[str], plan: _Plan) -> int:
+    import logging
+
+    import mlflow  # noqa: F401  (it sets its logger up on import; ours must come after)
+
+    from benchmark import cluster
+    from benchmark.progress import Progress
+    from benchmark.tracking import Tracker
+
+    if not args.verbose:
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        # An mlflow server's client prints two links per finished run otherwise.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    tracker, finished, resumable = _lookup(plan)
+    todo = [(t, k) for t, k in zip(plan.trials, plan.keys) if args.rerun or k not in finished]
+    if todo:  # before the first write to MLflow: a cluster too small is the user's mistake
+        try:
+            cluster.connect(args.address, num_cpus=args.num_cpus,
+                            cpus_per_trial=args.cpus_per_trial,
+                            gpus_per_trial=args.gpus_per_trial,
+                            modules=cluster.outside_modules(plan.outside_models),
+                            verbose=args.verbose)
+        except ValueError as err:
+            raise UserError(str(err)) from err
+    # Only now: importing Ray's Tune imports Ray, whose settings connect() decides.
+    import ray
+
+    from benchmark.orchestrate import Entry, Outcome, run_entries
+
+    pending = [Entry(t, k, resumable.get(k)) for t, k in todo]
+    outcomes = {k: Outcome("cached", metrics=dict(finished[k].data.metrics))
+                for k in plan.keys if k in finished and not args.rerun}
+    tracker = tracker or Tracker(plan.tracking_uri, plan.suite, plan.version)
+    try:
+        tracker.kill_stale()
+        parent = tracker.start_parent(shlex.join(["python", "-m", "benchmark.run", *argv]))
+        progress = Progress(total=len(plan.trials), cached=len(outcomes))
+        if pending:
+            outcomes.update(run_entries(
+                pending, tracker=tracker, parent_id=parent, progress=progress,
+                experiment=f"{plan.suite}-{time.strftime('%Y-%m-%d_%H-%M-%S')}",
+                storage=args.storage if "://" in args.storage else str(Path(args.storage)
+                                                                        .resolve()),
+                cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                max_failures=args.max_failures, data_dir=str(plan.data_dir),
+                cache_dir=plan.cache_dir and str(plan.cache_dir), version=plan.version,
+                verbose=args.verbose))
+        progress.close()
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+    statuses = [o.status for o in outcomes.values()]
+    wall_s = time.perf_counter() - plan.started
+    tracker.end_parent(parent, "KILLED" if "killed" in statuses else
+                       "FAILED" if "failed" in statuses else "FINISHED", {
+                           "trials/total": len(plan.trials),
+                           "trials/cached": statuses.count("cached"),
+                           "trials/finished": statuses.count("finished"),
+                           "trials/failed": statuses.count("failed"),
+                           "time/suite_s": wall_s,
+                           **{f"time/trials_{part}_s": sum(
+                               o.metrics.get(f"time/{part}_s", 0.0) for o in outcomes.values()
+                               if o.status == "finished") for part in ("train", "eval")}})
+    _summary(plan, outcomes, wall_s)
+    return 130 if "killed" in statuses else 1 if "failed" in statuses else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args, argv)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # before or after Tune, which handles Ctrl-C while it runs
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

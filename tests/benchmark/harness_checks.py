@@ -1,0 +1,121 @@
+"""Shared pieces of the runner's end-to-end tests: the schema check, starting and stopping
+processes, and a fresh environment for a driver."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from mlflow import MlflowClient
+
+from benchmark.tracking import EPOCH_METRICS, experiment_name
+from benchmark.trial import flatten_trial
+
+HERE = Path(__file__).parent
+REPO = HERE.parents[1]
+# The sizes of the smoke suite's MNIST-1D grid: every harness test shares one cached task.
+MNIST1D_SIZES = "n_train = 56\nn_val = 28\nn_test = 56"
+MNIST1D_RESOLUTIONS = [24, 32, 40, 48, 56, 64, 72]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def driver_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a driver or server started by a test: its own HOME (Ray writes its
+    token there), one thread, the helper models importable."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI", "RAY_AUTH_MODE")}
+    home.mkdir(parents=True, exist_ok=True)
+    env.update(HOME=str(home), OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(HERE), str(REPO), env.get("PYTHONPATH", "")]))
+    env.update(extra)
+    return env
+
+
+def start(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Start a process in its own process group (its children join it), output to ``log``."""
+    with log.open("w") as out:
+        return subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def stop(process: subprocess.Popen, first: int = signal.SIGTERM) -> None:
+    """Stop a process started by ``start`` and every process left in its group."""
+    try:
+        os.killpg(process.pid, first)
+        process.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def run_driver(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 240,
+               ) -> tuple[int, str]:
+    """``python -m benchmark.run ARGS`` to its end; (exit code, output)."""
+    log = cwd / f"driver-{len(list(cwd.glob('driver-*.log')))}.log"
+    process = start([sys.executable, "-m", "benchmark.run", *args], cwd, env, log)
+    try:
+        process.wait(timeout=timeout)
+    finally:
+        stop(process, signal.SIGKILL)
+    return process.returncode, log.read_text()
+
+
+def trial_runs(client: MlflowClient, suite: str) -> tuple[list, list]:
+    """(child runs, parent runs) of a suite's experiment."""
+    experiment = client.get_experiment_by_name(experiment_name(suite))
+    runs = client.search_runs([experiment.experiment_id])
+    return ([r for r in runs if "sefl.task" in r.data.tags],
+            [r for r in runs if "sefl.task" not in r.data.tags])
+
+
+def expected_final_metrics(resolutions: list[int], blocks: int) -> set[str]:
+    """The final metric names of DESIGN.md's schema for a task and a model's block count."""
+    lower = resolutions[:-1]
+    names = {"test/acc", "equiv/err", "equiv/err_bicubic", "scale/consistency",
+             "params/count", "time/train_s", "time/eval_s", "throughput/train_img_s",
+             "throughput/eval_img_s"}
+    names |= {f"test/acc/res_{r}" for r in resolutions}
+    for prefix in ("equiv/err", "equiv/err_bicubic"):
+        names |= {f"{prefix}/res_{r}" for r in lower}
+        names |= {f"{prefix}/block_{i}" for i in range(1, blocks + 1)}
+    return names
+
+
+def check_finished_run(client: MlflowClient, run, suite: str, epochs: int,
+                       resolutions: list[int]) -> None:
+    """Every tag, param, metric and artifact of a FINISHED trial's run (DESIGN.md)."""
+    import json
+
+    tags, params = run.data.tags, run.data.params
+    assert run.info.status == "FINISHED", (run.info.run_name, tags.get("sefl.error"))
+    assert run.info.run_name == f"{tags['sefl.task']}/{tags['sefl.model']}/s{tags['sefl.seed']}"
+    assert tags["sefl.suite"] == suite and tags["sefl.version"] and tags["sefl.hardware"]
+    assert len(tags["sefl.trial_key"]) == 64 and "sefl.error" not in tags
+    assert "mlflow.parentRunId" in tags
+    folder = Path(client.download_artifacts(run.info.run_id, "trial.json"))
+    record = json.loads(folder.read_text())
+    assert params == flatten_trial(record["trial"])
+    assert record["key"] == tags["sefl.trial_key"]
+    blocks = len([k for k in record["metrics"] if k.startswith("equiv/err/block_")])
+    assert blocks >= 1
+    final = expected_final_metrics(resolutions, blocks)
+    assert set(run.data.metrics) == final | set(EPOCH_METRICS)
+    assert {k: run.data.metrics[k] for k in final} == record["metrics"]
+    for name in EPOCH_METRICS:
+        assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == list(
+            range(1, epochs + 1)), name
+    assert sorted(a.path for a in client.list_artifacts(run.info.run_id)) == [
+        "model.pt", "per_resolution.csv", "trial.json"]

@@ -1,0 +1,101 @@
+"""Resume: SIGKILL the driver in the middle of a suite; the same command again finishes only
+what is missing, continues the interrupted trial from its checkpoint, and leaves one FINISHED
+run per trial. The driver runs as a user's first run would: its own HOME, Ray's default
+authentication (it creates its token there)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+from harness_checks import (
+    MNIST1D_RESOLUTIONS,
+    MNIST1D_SIZES,
+    check_finished_run,
+    driver_env,
+    run_driver,
+    start,
+    stop,
+    trial_runs,
+)
+from mlflow import MlflowClient
+
+EPOCHS = 4
+SUITE = f"""
+[[grid]]
+tasks = ["mnist1d_scale"]
+models = ["harness_models:tiny", "harness_models:slow"]
+[grid.trial]
+epochs = {EPOCHS}
+width = 0.25
+batch_size = 8
+train_batches = 4
+equiv_images = 4
+{MNIST1D_SIZES}
+"""
+
+
+def _checkpointed_epochs(db: Path, model: str) -> int:
+    """Epochs of ``model``'s RUNNING run that have a checkpoint recorded (0 if none yet)."""
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as connection:
+            rows = connection.execute(
+                "SELECT MAX(m.step) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                "JOIN tags c ON c.run_uuid = r.run_uuid JOIN metrics m "
+                "ON m.run_uuid = r.run_uuid WHERE r.status = 'RUNNING' AND t.key = 'sefl.model' "
+                "AND t.value = ? AND c.key = 'sefl.checkpoint' AND m.key = 'val/acc'",
+                (model,)).fetchall()
+    except sqlite3.OperationalError as err:
+        # The driver is still creating the store's tables, or writing: ask again shortly.
+        if "no such table" in str(err) or "locked" in str(err):
+            return 0
+        raise
+    return rows[0][0] or 0
+
+
+def test_kill_driver_then_resume(tmp_path, tmp_path_factory):
+    suite = tmp_path / "resume.toml"
+    suite.write_text(SUITE)
+    env = driver_env(tmp_path / "home")
+    args = ["--suite", str(suite), "--num-cpus", "2", "--storage", str(tmp_path / "ray"),
+            "--data-dir", str(tmp_path_factory.getbasetemp() / "harness-data")]
+    db = tmp_path / "mlflow.db"
+
+    driver = start([sys.executable, "-m", "benchmark.run", *args], tmp_path, env,
+                   tmp_path / "killed.log")
+    try:
+        deadline = time.monotonic() + 180
+        while not 1 <= _checkpointed_epochs(db, "harness_models:slow") < EPOCHS - 1:
+            assert driver.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the slow trial never checkpointed"
+            time.sleep(0.2)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    finally:
+        stop(driver, signal.SIGKILL)  # the local Ray the driver started
+
+    code, out = run_driver(args, tmp_path, env)
+    assert code == 0, out[-3000:]
+
+    client = MlflowClient(f"sqlite:///{db}")
+    children, parents = trial_runs(client, "resume")
+    finished = [r for r in children if r.info.status == "FINISHED"]
+    assert sorted(r.data.tags["sefl.model"] for r in finished) == [
+        "harness_models:slow", "harness_models:tiny"]  # one FINISHED run per trial
+    assert {r.info.status for r in children} <= {"FINISHED", "KILLED"}
+    killed = [r for r in children if r.info.status == "KILLED"]
+    assert "harness_models:slow" in {r.data.tags["sefl.model"] for r in killed}
+    assert sorted(p.info.status for p in parents) == ["FINISHED", "KILLED"]
+    for run in finished:
+        check_finished_run(client, run, "resume", EPOCHS, MNIST1D_RESOLUTIONS)
+    slow = next(r for r in finished if r.data.tags["sefl.model"] == "harness_models:slow")
+    record = json.loads(Path(client.download_artifacts(slow.info.run_id, "trial.json"))
+                        .read_text())
+    assert 1 <= record["resumed_from"] < EPOCHS  # continued, not started again
+    assert (tmp_path / "home" / ".ray" / "auth_token").is_file()  # Ray's default token auth

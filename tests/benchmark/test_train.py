@@ -1,0 +1,133 @@
+"""One trial without Ray or MLflow: ``benchmark.train.run_trial`` on a tiny MNIST-1D task."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmark.train import build_model, build_task, load_state, resolve_plan, run_trial, save_state
+from benchmark.trial import normalize_trial
+
+HERE = Path(__file__).parent
+# The sizes of the smoke suite's MNIST-1D grid: every harness test shares one cached task.
+SIZES = {"n_train": 56, "n_val": 28, "n_test": 56}
+TRIAL = {"task": "mnist1d_scale", **SIZES, "width": 0.25, "batch_size": 8, "epochs": 2,
+         "train_batches": 3, "equiv_images": 6}
+MODELS = ["harness_models:tiny", "harness_models:own_loss", "sefl"]
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    data_dir = tmp_path_factory.getbasetemp() / "harness-data"
+    return build_task(normalize_trial({**TRIAL, "model": "cnn"}), str(data_dir))
+
+
+@pytest.fixture(autouse=True)
+def _helper_models(monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_trial_reports_every_schema_metric(task, model):
+    epochs = []
+    result = run_trial({**TRIAL, "model": model}, task=task,
+                       on_epoch=lambda metrics, state: epochs.append((metrics, state["epoch"])))
+    assert [m["epoch"] for m, _ in epochs] == [1, 2] and [e for _, e in epochs] == [1, 2]
+    for metrics, _ in epochs:
+        assert set(metrics) == {"epoch", "train/loss", "train/acc", "val/acc", "lr",
+                                "time/epoch_s"}
+        assert math.isfinite(metrics["train/loss"]) and 0 <= metrics["train/acc"] <= 1
+    m = result.metrics
+    lower = [r for r in task.resolutions if r < max(task.resolutions)]
+    expected = {"test/acc", "equiv/err", "equiv/err_bicubic", "scale/consistency",
+                "params/count", "time/train_s", "time/eval_s", "throughput/train_img_s",
+                "throughput/eval_img_s"}
+    expected |= {f"test/acc/res_{r}" for r in task.resolutions}
+    expected |= {f"equiv/err/res_{r}" for r in lower}
+    expected |= {f"equiv/err_bicubic/res_{r}" for r in lower}
+    blocks = len(build_model(normalize_trial({**TRIAL, "model": model})).features(
+        task.equivariance_images(1)))
+    expected |= {f"{name}/block_{i}" for name in ("equiv/err", "equiv/err_bicubic")
+                 for i in range(1, blocks + 1)}
+    assert set(m) == expected
+    assert 0 <= m["test/acc"] <= 1 and 0 <= m["scale/consistency"] <= 1
+    assert m["equiv/err"] == m[f"equiv/err/block_{blocks}"] >= 0
+    assert m["params/count"] > 0 and m["throughput/train_img_s"] > 0
+    # The overall accuracy is the per-resolution accuracies weighted by their counts.
+    rows = result.per_resolution
+    assert [r["resolution"] for r in rows] == sorted(task.resolutions)
+    assert sum(r["n_test"] for r in rows) == SIZES["n_test"]
+    assert m["test/acc"] == pytest.approx(
+        sum(r["test_acc"] * r["n_test"] for r in rows) / SIZES["n_test"])
+    assert rows[-1]["equiv_err"] is None  # the top resolution has nothing to compare with
+    assert result.info["epochs_trained"] == 2 and len(result.history) == 2
+
+
+@pytest.mark.parametrize("model", ["harness_models:tiny", "sefl"])
+def test_resumed_trial_ends_with_the_same_weights(task, model, tmp_path):
+    trial = {**TRIAL, "model": model, "epochs": 3}
+    straight = run_trial(trial, task=task)
+
+    def stop_after_first(metrics, state):
+        if metrics["epoch"] == 1:
+            save_state(state, tmp_path / "state.pt")
+            raise KeyboardInterrupt  # an interruption right after the checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(trial, task=task, on_epoch=stop_after_first)
+    resumed = run_trial(trial, task=task, resume=load_state(tmp_path / "state.pt"))
+    assert resumed.state_dict.keys() == straight.state_dict.keys()
+    for name, value in straight.state_dict.items():
+        torch.testing.assert_close(resumed.state_dict[name], value, msg=name)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    assert resumed.metrics["test/acc"] == straight.metrics["test/acc"]
+
+
+def test_nan_loss_raises(task):
+    with pytest.raises(FloatingPointError, match="loss is nan at epoch 1, batch 1"):
+        run_trial({**TRIAL, "model": "harness_models:nan_logits"}, task=task)
+
+
+def test_model_without_features_is_refused(task, monkeypatch):
+    import harness_models
+
+    monkeypatch.delattr(harness_models.TinyNet, "features")
+    with pytest.raises(TypeError, match="has no features"):
+        run_trial({**TRIAL, "model": "harness_models:tiny"}, task=task)
+
+
+def test_own_parameter_groups_reach_the_optimizer(task, monkeypatch):
+    import harness_models
+
+    seen = []
+    original = harness_models._OwnLossNet.param_groups
+    monkeypatch.setattr(harness_models._OwnLossNet, "param_groups",
+                        lambda self, wd: seen.append(wd) or original(self, wd))
+    run_trial({**TRIAL, "model": "harness_models:own_loss", "weight_decay": 0.5}, task=task)
+    assert seen == [0.5]
+
+
+@pytest.mark.parametrize("task_name, own_loss, expected", [
+    ("mnist_scale", True, {"optimizer": "adamw", "lr": 1e-2, "weight_decay": 3e-2,
+                           "schedule": "step", "step_size": 20, "gamma": 0.1, "epochs": 60}),
+    ("mnist_scale", False, {"optimizer": "adam", "lr": 1e-2, "weight_decay": 0.0,
+                            "schedule": "multistep", "milestones": [20, 40], "gamma": 0.1}),
+    ("stl10_scale", True, {"optimizer": "adamw", "weight_decay": 1e-2, "step_size": 100,
+                           "epochs": 200, "batch_size": 16}),
+    ("stl10_scale", False, {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
+                            "weight_decay": 5e-4, "milestones": [300, 400, 600, 800],
+                            "gamma": 0.2, "epochs": 1000}),
+])
+def test_unset_settings_follow_the_published_protocol(task_name, own_loss, expected):
+    plan = resolve_plan(normalize_trial({"task": task_name, "model": "m"}), own_loss)
+    assert {k: getattr(plan, k) for k in expected} == expected
+
+
+def test_trial_settings_override_the_protocol():
+    trial = normalize_trial({"task": "mnist_scale", "model": "m", "optimizer": "sgd",
+                             "lr": 0.5, "epochs": 3})
+    plan = resolve_plan(trial, own_loss=True)
+    assert (plan.optimizer, plan.lr, plan.epochs, plan.weight_decay) == ("sgd", 0.5, 3, 3e-2)
