@@ -52,7 +52,8 @@ class FourierBlock(nn.Module):
 class FourierSE(nn.Module):
     """A stack of Fourier blocks with a multi-level head (1D or 2D, native resolution input).
 
-    x: ``[B, C, n]`` or ``[B, C, n, n]`` real with ``base <= n <= max_resolution``.
+    x: ``[B, C, n]`` or ``[B, C, n, n]`` real with ``base <= n <= max_resolution``. Channels,
+    and the head's hidden size, are scaled by ``width``.
     forward(x) -> ``[B, classes]`` (the top level); forward_levels(x) -> ``[B, L, classes]``;
     features(x) -> the real feature map after each block, ``[B, C_i, n(, n)]``.
     """
@@ -70,7 +71,11 @@ class FourierSE(nn.Module):
         base: int,
         max_resolution: int,
         step: int,
-        head: MultiLevelHead,
+        first_level: int,
+        head_pool: int,
+        width: float = 1.0,
+        hidden: int = 256,
+        dropout: float = 0.75,
         equivariant: bool = True,
         activation: Callable[[Tensor], Tensor] = F.relu,
         implementation: Literal["fast", "loop"] = "fast",
@@ -81,6 +86,7 @@ class FourierSE(nn.Module):
         self.num_classes = num_classes
         self.base = base
         self.max_resolution = max_resolution
+        channels = tuple(scaled(c, width) for c in channels)
         conv_cls = SpectralConv2d if ndim == 2 else SpectralConv1d
         nonlin_cls = ScaleEqNonlin2d if ndim == 2 else ScaleEqNonlin1d
         blocks = []
@@ -94,7 +100,16 @@ class FourierSE(nn.Module):
             conv = conv_cls(c_in, c_out, global_modes, local_modes)
             blocks.append(FourierBlock(conv, ComplexChannelMix(c_in, c_out), nonlin, ndim))
         self.blocks = nn.ModuleList(blocks)
-        self.head = head
+        self.head = MultiLevelHead(
+            channels[-1],
+            num_classes,
+            ndim,
+            max_resolution,
+            head_pool,
+            first_level,
+            hidden=scaled(hidden, width),
+            dropout=dropout,
+        )
 
     def _check(self, x: Tensor) -> int:
         name = type(self).__name__
@@ -143,102 +158,48 @@ class FourierSE(nn.Module):
 class FourierSE2d(FourierSE):
     """The MNIST-scale SEFL model: ``[B, 1, n, n]`` with ``6 <= n <= 28`` -> ``[B, 10]``.
 
-    Head levels from ``first_level`` (the lowest test resolution, 8) up to n, each on a 28x28
-    grid max-pooled 14 -> 2x2.
+    4 blocks (channels 32/64/100/100, G = 28, n = 5, nonlinearity base 6, step 1); head levels
+    from the lowest test resolution (8) up to n, each on a 28x28 grid max-pooled 14 -> 2x2.
+    Keyword arguments override any argument of ``FourierSE``.
     """
 
-    def __init__(
-        self,
-        in_channels: int = 1,
-        num_classes: int = 10,
-        width: float = 1.0,
-        channels: tuple[int, ...] = (32, 64, 100, 100),
-        global_modes: int = 28,
-        local_modes: int = 5,
-        base: int = 6,
-        max_resolution: int = 28,
-        step: int = 1,
-        first_level: int = 8,
-        head_pool: int = 14,
-        hidden: int = 256,
-        dropout: float = 0.75,
-        equivariant: bool = True,
-        implementation: Literal["fast", "loop"] = "fast",
-    ) -> None:
-        channels = tuple(scaled(c, width) for c in channels)
-        head = MultiLevelHead(
-            channels[-1],
-            num_classes,
-            2,
-            max_resolution,
-            head_pool,
-            first_level,
-            hidden=scaled(hidden, width),
-            dropout=dropout,
-        )
-        super().__init__(
-            2,
-            in_channels,
-            num_classes,
-            channels,
-            global_modes,
-            local_modes,
-            base,
-            max_resolution,
-            step,
-            head,
-            equivariant,
-            implementation=implementation,
-        )
+    def __init__(self, width: float = 1.0, **overrides) -> None:
+        model_args = {
+            "ndim": 2,
+            "in_channels": 1,
+            "num_classes": 10,
+            "channels": (32, 64, 100, 100),
+            "global_modes": 28,
+            "local_modes": 5,
+            "base": 6,
+            "max_resolution": 28,
+            "step": 1,
+            "first_level": 8,
+            "head_pool": 14,
+        }
+        super().__init__(**{**model_args, "width": width, **overrides})
 
 
 class FourierSE1d(FourierSE):
-    """The 1D SEFL model: ``[B, 1, n]`` with ``base <= n <= 72`` -> ``[B, 10]``.
+    """The 1D SEFL model: ``[B, 1, n]`` with ``12 <= n <= 72`` -> ``[B, 10]``.
 
-    Head levels from ``first_level`` (the shortest test length, 24) up to n, each on a 72-point
-    grid max-pooled 18 -> 4 cells.
+    The MNIST model's shape in 1D (G = 48, n = 9, nonlinearity base 12, step 1); head levels
+    from the shortest test length (24) up to n, each on a 72-point grid max-pooled 18 -> 4
+    cells. Keyword arguments override any argument of ``FourierSE``.
     """
 
-    def __init__(
-        self,
-        in_channels: int = 1,
-        num_classes: int = 10,
-        width: float = 1.0,
-        channels: tuple[int, ...] = (32, 64, 100, 100),
-        global_modes: int = 48,
-        local_modes: int = 9,
-        base: int = 12,
-        max_resolution: int = 72,
-        step: int = 1,
-        first_level: int = 24,
-        head_pool: int = 18,
-        hidden: int = 256,
-        dropout: float = 0.75,
-        equivariant: bool = True,
-        implementation: Literal["fast", "loop"] = "fast",
-    ) -> None:
-        channels = tuple(scaled(c, width) for c in channels)
-        head = MultiLevelHead(
-            channels[-1],
-            num_classes,
-            1,
-            max_resolution,
-            head_pool,
-            first_level,
-            hidden=scaled(hidden, width),
-            dropout=dropout,
-        )
-        super().__init__(
-            1,
-            in_channels,
-            num_classes,
-            channels,
-            global_modes,
-            local_modes,
-            base,
-            max_resolution,
-            step,
-            head,
-            equivariant,
-            implementation=implementation,
-        )
+    def __init__(self, width: float = 1.0, **overrides) -> None:
+        model_args = {
+            "ndim": 1,
+            "in_channels": 1,
+            "num_classes": 10,
+            "channels": (32, 64, 100, 100),
+            "global_modes": 48,
+            "local_modes": 9,
+            "base": 12,
+            "max_resolution": 72,
+            "step": 1,
+            "first_level": 24,
+            "head_pool": 18,
+        }
+        super().__init__(**{**model_args, "width": width, **overrides})
