@@ -85,9 +85,12 @@ def fit_spectrum(spec: Tensor, size: int, ndim: int = 2, n: int | None = None) -
         raise ValueError(f"spec must be a complex spectrum, got dtype {spec.dtype}")
     if ndim == 2:
         n = spec.shape[-2]
-        spec = _fit_full_axis(spec, -2, size)
     elif n is None:
         raise ValueError("fit_spectrum with ndim=1 needs n, the source grid size")
+    if size == n and n % 2 == 1:
+        return spec  # an odd grid has no Nyquist bin: nothing to crop, nothing to pad
+    if ndim == 2:
+        spec = _fit_full_axis(spec, -2, size)
     return _fit_half_axis(spec, size, n)
 
 

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from sefl.layers.levels import LevelPlan
-from sefl.spectral import band, fit_spectrum, ring_mask, signed_frequencies
+from sefl.spectral import band, ring_mask, signed_frequencies
 
 __all__ = [
     "Group2d",
@@ -275,7 +275,10 @@ def apply_levels_2d(
     for g in groups:
         lg, padded = g.cols_inverse.shape[0], g.cols_inverse.shape[-1]
         kg = g.compact
-        xs = fit_spectrum(spec, kg).permute(2, 0, 1, 3).reshape(kg, -1)
+        # The group's band is a crop of the input's: rows 0..hg and -hg..-1, columns 0..hg.
+        hg = kg // 2
+        rows_kept = torch.cat([torch.arange(hg + 1), torch.arange(k - hg, k)]).to(spec.device)
+        xs = spec.index_select(-2, rows_kept)[..., : hg + 1].permute(2, 0, 1, 3).reshape(kg, -1)
         rows = torch.view_as_real((g.rows_inverse @ xs).view(lg, padded, bc, -1))
         if scale is not None:
             level_scale = scale[..., g.levels].permute(2, 0, 1).reshape(lg, 1, bc, 1, 1)
