@@ -52,8 +52,9 @@ def _checkpointed_epochs(db: Path, model: str) -> int:
                 "AND t.value = ? AND c.key = 'sefl.checkpoint' AND m.key = 'val/acc'",
                 (model,)).fetchall()
     except sqlite3.OperationalError as err:
-        # The driver is still creating the store's tables, or writing: ask again shortly.
-        if "no such table" in str(err) or "locked" in str(err):
+        # The driver is still creating or migrating the store's tables (MLflow adds columns in
+        # later migrations), or writing: ask again shortly.
+        if any(m in str(err) for m in ("no such table", "no such column", "locked")):
             return 0
         raise
     return rows[0][0] or 0
