@@ -222,10 +222,9 @@ def proxy_cache_key(
 
 
 def default_cache_dir() -> Path:
-    """``$SEFL_CACHE_DIR/disco`` when set (as for the task caches), else
-    ``$SEFL_DATA_DIR/cache/disco``, else ``./data/cache/disco``."""
-    cache = os.environ.get("SEFL_CACHE_DIR") or Path(os.environ.get("SEFL_DATA_DIR", "data")) / "cache"
-    return Path(cache) / "disco"
+    """``$SEFL_CACHE_DIR/disco`` when set (as for the task caches), else ``./data/cache/disco``:
+    a fitted basis is not data, so a shared data folder is never written to."""
+    return Path(os.environ.get("SEFL_CACHE_DIR") or Path("data", "cache")) / "disco"
 
 
 def _read_cache(path: Path, key: str, shape: tuple[int, ...]) -> Tensor:

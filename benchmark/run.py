@@ -12,7 +12,6 @@ import argparse
 import importlib
 import os
 import shlex
-import stat
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -143,15 +142,12 @@ def _check_task_names(tasks: Sequence[str] | None) -> None:
             raise UserError(f"--tasks: unknown task {name!r}; tasks: {', '.join(TASKS)}")
 
 
-def _cache_dir(given: str | None, data_dir: Path) -> Path | None:
-    """Where built tasks are cached: ``--cache-dir``; for a data folder without write
-    permission (a shared, read-only copy) ``./data/cache``; else None (beside the data)."""
-    if given:
-        return Path(given).resolve()
-    # The mode bits, not os.access: root may write anywhere, but should not write there.
-    if data_dir.is_dir() and stat.S_IMODE(data_dir.stat().st_mode) & 0o222 == 0:
-        return Path("data", "cache").resolve()
-    return None
+def _cache_dir(given: str | None, data_dir: Path) -> Path:
+    """Where built tasks are cached: ``--cache-dir``, else the tasks' default; absolute, because
+    Ray runs each trial in a working directory of its own."""
+    from benchmark.tasks import default_cache_dir
+
+    return (Path(given) if given else default_cache_dir(data_dir)).resolve()
 
 
 def _check_data(trials: list[dict], data_dir: Path, cache_dir: Path | None, download: bool,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -34,9 +35,14 @@ def default_data_dir() -> Path:
 
 
 def default_cache_dir(data_dir: Path) -> Path:
-    """``$SEFL_CACHE_DIR`` when set (a shared or read-only data folder can stay untouched),
-    else ``<data_dir>/cache``."""
-    return Path(os.environ.get("SEFL_CACHE_DIR") or data_dir / "cache")
+    """``$SEFL_CACHE_DIR`` when set; ``./data/cache`` when ``data_dir`` has no write permission
+    (a shared, read-only copy stays untouched); else ``<data_dir>/cache``."""
+    if os.environ.get("SEFL_CACHE_DIR"):
+        return Path(os.environ["SEFL_CACHE_DIR"])
+    # The mode bits, not os.access: root may write anywhere, but should not write there.
+    if data_dir.is_dir() and stat.S_IMODE(data_dir.stat().st_mode) & 0o222 == 0:
+        return Path("data", "cache")
+    return data_dir / "cache"
 
 
 def get_task(

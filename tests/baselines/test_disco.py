@@ -3,6 +3,7 @@
 import hashlib
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 import torch
@@ -139,12 +140,10 @@ def test_cache_key_is_the_sha256_of_the_canonical_config():
     assert proxy_cache_key(K, E, SCALES, DiscoFit(steps=4, num_images=2, image_size=40)) != expected
 
 
-def test_default_cache_dir_follows_sefl_data_dir(monkeypatch, tmp_path):
+def test_default_cache_dir_never_writes_into_the_data_folder(monkeypatch, tmp_path):
     monkeypatch.delenv("SEFL_CACHE_DIR", raising=False)
     monkeypatch.setenv("SEFL_DATA_DIR", str(tmp_path))
-    assert default_cache_dir() == tmp_path / "cache" / "disco"
-    monkeypatch.delenv("SEFL_DATA_DIR")
-    assert default_cache_dir().parts[-3:] == ("data", "cache", "disco")
+    assert default_cache_dir() == Path("data", "cache", "disco")
 
 
 def test_default_cache_dir_prefers_sefl_cache_dir(monkeypatch, tmp_path):

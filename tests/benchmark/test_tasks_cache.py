@@ -192,3 +192,19 @@ def test_cache_dir_from_environment_and_file_permissions(data_dir, tmp_path, mon
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # readable like any file
+
+
+def test_a_read_only_data_folder_keeps_its_cache_elsewhere(tmp_path, monkeypatch):
+    from benchmark.tasks import default_cache_dir
+
+    monkeypatch.delenv("SEFL_CACHE_DIR", raising=False)
+    data = tmp_path / "shared"
+    data.mkdir()
+    assert default_cache_dir(data) == data / "cache"
+    data.chmod(0o555)
+    try:
+        assert default_cache_dir(data) == Path("data", "cache")
+        monkeypatch.setenv("SEFL_CACHE_DIR", str(tmp_path / "mine"))
+        assert default_cache_dir(data) == tmp_path / "mine"
+    finally:
+        data.chmod(0o755)
