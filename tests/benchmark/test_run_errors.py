@@ -95,7 +95,10 @@ def test_help_shows_groups_and_an_example(capsys):
         assert group in out
 
 
-def test_a_read_only_data_folder_gets_its_cache_in_the_working_folder(tmp_path, capsys):
+def test_a_read_only_data_folder_gets_its_cache_in_the_working_folder(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.delenv("SEFL_CACHE_DIR", raising=False)
     data = tmp_path / "shared"
     data.mkdir()
     data.chmod(0o555)
