@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-import torch.nn.functional as F
+from model_checks import adam_losses, assert_every_parameter_learns
 
 from benchmark.zoo import create_model, list_models
 from sefl.equivariance import equivariance_error
@@ -68,26 +68,14 @@ def test_input_mode(name):
     assert small_model(name).input_mode == expected
 
 
-def _assert_forward_backward(model: torch.nn.Module, x: torch.Tensor) -> None:
-    model.train()
-    logits = model(x)
-    assert logits.shape == (x.shape[0], 10)
-    assert torch.isfinite(logits).all()
-    F.cross_entropy(logits, torch.arange(x.shape[0]) % 10).backward()
-    for pname, p in model.named_parameters():
-        assert p.grad is not None, pname
-        assert torch.isfinite(p.grad).all(), pname
-        assert p.grad.abs().sum() > 0, pname
-
-
 @pytest.mark.parametrize("name", MODELS)
 def test_forward_backward_on_canvas(name):
-    _assert_forward_backward(small_model(name), torch.randn(3, 1, 28, 28))
+    assert_every_parameter_learns(small_model(name), torch.randn(3, 1, 28, 28))
 
 
 @pytest.mark.parametrize("size", [4, 8, 9, 15, 20])
 def test_per_res_cnn_runs_at_native_resolutions(size):
-    _assert_forward_backward(small_model("per_res_cnn"), torch.randn(3, 1, size, size))
+    assert_every_parameter_learns(small_model("per_res_cnn"), torch.randn(3, 1, size, size))
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -136,14 +124,7 @@ def test_adam_steps_lower_the_loss(name):
     g = torch.Generator().manual_seed(1)
     x = torch.randn(8, 1, 28, 28, generator=g)
     y = torch.randint(0, 10, (8,), generator=g)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(8):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = adam_losses(model, x, y)
     assert losses[-1] < 0.7 * losses[0]
 
 

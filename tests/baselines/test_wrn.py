@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from model_checks import assert_every_parameter_learns
 from torch import nn
 
 from baselines.dss import DilatedScaleConv2d
@@ -62,16 +63,7 @@ def test_input_mode_is_canvas(name):
 @pytest.mark.parametrize("size", [49, 96])
 def test_forward_backward(name, size):
     # fully convolutional with a global pool: the 97 canvas, the reference's 96 and below
-    model = small_model(name).train()
-    x = torch.randn(2, 3, size, size)
-    logits = model(x)
-    assert logits.shape == (2, 10)
-    assert torch.isfinite(logits).all()
-    F.cross_entropy(logits, torch.tensor([3, 7])).backward()
-    for pname, p in model.named_parameters():
-        assert p.grad is not None, pname
-        assert torch.isfinite(p.grad).all(), pname
-        assert p.grad.abs().sum() > 0, pname
+    assert_every_parameter_learns(small_model(name), torch.randn(2, 3, size, size))
 
 
 @pytest.mark.parametrize("name", MODELS)
