@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 from torch import Tensor, nn
 
-from baselines.common import MnistHead, check_input, fold_scales, run_blocks
+from baselines.common import BlockNet, MnistHead, check_input
 
 __all__ = [
     "HIDDEN",
@@ -74,7 +74,7 @@ class ConvBlock(nn.Sequential):
         super().__init__(*layers)
 
 
-class CanvasNet(nn.Module):
+class CanvasNet(BlockNet):
     """A classifier on a fixed canvas: blocks -> projection -> flatten -> head.
 
     x: [B, in_channels, canvas, canvas] -> logits [B, num_classes].
@@ -84,6 +84,7 @@ class CanvasNet(nn.Module):
     """
 
     input_mode = "canvas"
+    ndim = 2
 
     def __init__(
         self,
@@ -94,12 +95,7 @@ class CanvasNet(nn.Module):
         in_channels: int = 1,
         canvas: int = MNIST_CANVAS,
     ) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(blocks)
-        self.project = nn.Identity() if project is None else project
-        self.head = head
-        self.name = name
-        self.in_channels = in_channels
+        super().__init__(blocks, head, name, project, in_channels)
         self.canvas = canvas
 
     def _check(self, x: Tensor) -> None:
@@ -110,19 +106,8 @@ class CanvasNet(nn.Module):
                 f"got spatial size {tuple(x.shape[-2:])}"
             )
 
-    def forward_blocks(self, x: Tensor) -> list[Tensor]:
-        """The raw output of every block (a scale axis, if any, kept)."""
-        self._check(x)
-        return run_blocks(self.blocks, x)
-
-    def features(self, x: Tensor) -> list[Tensor]:
-        return [fold_scales(f) if f.dim() == 5 else f for f in self.forward_blocks(x)]
-
-    def forward_head(self, x: Tensor) -> Tensor:
-        return self.head(self.project(x).flatten(1))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_head(self.forward_blocks(x)[-1])
+    def readout(self, x: Tensor) -> Tensor:
+        return x.flatten(1)
 
 
 def conv_blocks(

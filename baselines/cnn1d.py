@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from torch import Tensor, nn
 
 from baselines.cnn import HIDDEN, widen
-from baselines.common import MnistHead, check_input, fold_scales, run_blocks
+from baselines.common import BlockNet, MnistHead, check_input
 
 __all__ = [
     "CHANNELS_1D",
@@ -60,7 +60,7 @@ class SequenceBlock(nn.Sequential):
         super().__init__(*layers)
 
 
-class SequenceNet(nn.Module):
+class SequenceNet(BlockNet):
     """blocks -> projection -> global average pool over the length -> head.
 
     x: [B, in_channels, L], L >= ``min_length`` -> logits [B, num_classes].
@@ -70,6 +70,7 @@ class SequenceNet(nn.Module):
     """
 
     input_mode = "native"
+    ndim = 1
 
     def __init__(
         self,
@@ -80,25 +81,14 @@ class SequenceNet(nn.Module):
         in_channels: int = 1,
         min_length: int = MIN_LENGTH,
     ) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(blocks)
-        self.project = nn.Identity() if project is None else project
-        self.head = head
-        self.name = name
-        self.in_channels = in_channels
+        super().__init__(blocks, head, name, project, in_channels)
         self.min_length = min_length
 
-    def forward_blocks(self, x: Tensor) -> list[Tensor]:
-        """The raw output of every block (a scale axis, if any, kept)."""
+    def _check(self, x: Tensor) -> None:
         check_input(x, self.in_channels, self.min_length, self.name, ndim=1)
-        return run_blocks(self.blocks, x)
 
-    def features(self, x: Tensor) -> list[Tensor]:
-        return [fold_scales(f) if f.dim() == 4 else f for f in self.forward_blocks(x)]
-
-    def forward(self, x: Tensor) -> Tensor:
-        last = self.project(self.forward_blocks(x)[-1])
-        return self.head(last.mean(-1))
+    def readout(self, x: Tensor) -> Tensor:
+        return x.mean(-1)
 
 
 def build_sequence_net(

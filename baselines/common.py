@@ -8,11 +8,11 @@ folded into channels: ``[B, C, S, H, W] -> [B, C * S, H, W]``), and ``input_mode
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from torch import Tensor, nn
 
-__all__ = ["MnistHead", "check_input", "fold_scales", "run_blocks"]
+__all__ = ["BlockNet", "MnistHead", "check_input", "fold_scales", "run_blocks"]
 
 
 def check_input(x: Tensor, in_channels: int, min_size: int, model: str, ndim: int = 2) -> None:
@@ -59,3 +59,53 @@ class MnistHead(nn.Sequential):
             nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),
         )
+
+
+class BlockNet(nn.Module):
+    """blocks -> projection -> readout -> head, with the model protocol's ``forward`` and
+    ``features`` (a scale axis folded into channels).
+
+    Subclasses set ``ndim`` (spatial dims of the input) and define ``_check(x)`` (the input
+    check) and ``readout(x)`` (the projected last block -> the head's input ``[B, F]``).
+    ``project`` maps the last block's output before the readout (e.g. a max over scales);
+    None is the identity.
+    """
+
+    ndim: int
+
+    def __init__(
+        self,
+        blocks: Sequence[nn.Module],
+        head: nn.Module,
+        name: str,
+        project: nn.Module | None = None,
+        in_channels: int = 1,
+    ) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.project = nn.Identity() if project is None else project
+        self.head = head
+        self.name = name
+        self.in_channels = in_channels
+
+    def _check(self, x: Tensor) -> None:
+        raise NotImplementedError
+
+    def readout(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward_blocks(self, x: Tensor) -> list[Tensor]:
+        """The raw output of every block (a scale axis, if any, kept)."""
+        self._check(x)
+        return run_blocks(self.blocks, x)
+
+    def features(self, x: Tensor) -> list[Tensor]:
+        scale_dims = self.ndim + 3  # [B, C, S, *space]
+        return [fold_scales(f) if f.dim() == scale_dims else f for f in self.forward_blocks(x)]
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        """The last block's output -> logits [B, classes]."""
+        return self.head(self.readout(self.project(x)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_blocks(x)[-1])
