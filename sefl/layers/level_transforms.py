@@ -94,11 +94,10 @@ def _half_forward(frequencies: Tensor, r: int, padded: int) -> Tensor:
 @dataclass(frozen=True)
 class Levels1d:
     """1D matrices: ``inverse`` [L, 2 Kc, R]; ``forward`` [L * R, 2 Kc] with each level's ring
-    folded in; ``power`` [L, Kc]."""
+    folded in."""
 
     inverse: Tensor
     forward: Tensor
-    power: Tensor
 
 
 def levels_1d(plan: LevelPlan, dtype: torch.dtype, device) -> Levels1d:
@@ -113,7 +112,6 @@ def levels_1d(plan: LevelPlan, dtype: torch.dtype, device) -> Levels1d:
     return Levels1d(
         inverse=_columns_inverse(plan.sizes, kc, padded).to(**to),
         forward=torch.cat(forward).to(**to),
-        power=band_power_weights(plan.sizes, 2 * h + 1, 1).to(**to),
     )
 
 

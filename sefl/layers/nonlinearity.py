@@ -129,39 +129,45 @@ class _ScaleEqNonlin(nn.Module):
         """The activated level r in space -> its spectrum on the level's output grid."""
         return to_spectrum(y, self.ndim)
 
-    def forward_loop(self, spec: Tensor, n: int) -> Tensor:
-        """The straightforward implementation: every resolution of the set below n, and n."""
+    def _sum_of_rings(self, spec: Tensor, n: int, sizes, norm_index, inner) -> Tensor:
+        """One level at a time: level r (norm ``norm_index``) supplies the ring of output
+        frequencies above the band of the output size ``inner``."""
         m = output_size(n, self.pooled)
         out = spec.new_zeros(fit_spectrum(spec, m, self.ndim, n).shape)
-        visits = [r for r in self.resolutions if r < n] + [n]
-        previous = 0
-        for r in visits:
+        for r, index, below in zip(sizes, norm_index, inner):
             x_r = to_space(fit_spectrum(spec, r, self.ndim, n), r, self.ndim)
-            index = norm_index_for(r, self.resolutions, self.levels, self.pooled)
             y_r = self.activation(self._normalise(x_r, index))
             r_out = output_size(r, self.pooled)
             level = fit_spectrum(self._level_output(y_r, r), m, self.ndim, r_out)
-            inner = output_size(previous, self.pooled) if previous else 0
-            out = out + ring_mask(inner, r_out, m, self.ndim, spec.device) * level
-            previous = r
+            out = out + ring_mask(below, r_out, m, self.ndim, spec.device) * level
         return out
 
-    def _fast_plan(self, n: int, dtype: torch.dtype, device) -> tuple[LevelPlan, object]:
-        """The level plan of an n-point input and its cached matrices."""
+    def forward_loop(self, spec: Tensor, n: int) -> Tensor:
+        """The straightforward implementation: every resolution of the set below n, and n."""
+        visits = [r for r in self.resolutions if r < n] + [n]
+        norm_index = [norm_index_for(r, self.resolutions, self.levels, self.pooled) for r in visits]
+        inner = [0] + [output_size(r, self.pooled) for r in visits[:-1]]
+        return self._sum_of_rings(spec, n, visits, norm_index, inner)
+
+    def _fast_plan(self, n: int, dtype: torch.dtype, device) -> tuple[LevelPlan, object, Tensor]:
+        """The level plan of an n-point input, its matrices and the norm's band-power weights
+        (built once per size, dtype and device)."""
         key = (n, dtype, str(device))
         if key not in self._matrices:
             plan = plan_levels(n, self.resolutions, self.pooled)
             build = levels_1d if self.ndim == 1 else groups_2d
-            self._matrices[key] = (plan, build(plan, dtype, device))
+            power = band_power_weights(plan.sizes, 2 * band(n) + 1, self.ndim)
+            power = power.to(dtype=dtype, device=device)
+            self._matrices[key] = (plan, build(plan, dtype, device), power)
         return self._matrices[key]
 
-    def _norm_affine(self, plan: LevelPlan, spec: Tensor) -> tuple[Tensor, Tensor] | None:
+    def _norm_affine(
+        self, plan: LevelPlan, spec: Tensor, power: Tensor
+    ) -> tuple[Tensor, Tensor] | None:
         """Scale and shift [B, C, L] of every level's instance norm, from the compact Hermitian
         spectrum (mean: the zero frequency; variance: the power of the rest of the band)."""
         if not self.norm:
             return None
-        compact = spec.shape[-2] if self.ndim == 2 else 2 * spec.shape[-1] - 1
-        power = band_power_weights(plan.sizes, compact, self.ndim).to(spec.real)
         dims = "kq" if self.ndim == 2 else "q"
         variance = torch.einsum(f"bc{dims},l{dims}->bcl", spec.abs().square(), power)
         mean = spec[(...,) + (0,) * self.ndim].real
@@ -183,10 +189,10 @@ class ScaleEqNonlin1d(_ScaleEqNonlin):
         self._check(spec, n)
         if self.implementation == "loop":
             return self.forward_loop(spec, n)
-        plan, mats = self._fast_plan(n, spec.real.dtype, spec.device)
+        plan, mats, power = self._fast_plan(n, spec.real.dtype, spec.device)
         compact = 2 * band(n) + 1
         spec_c = hermitian_projection(fit_spectrum(spec, compact, 1, n), 1)
-        affine = self._norm_affine(plan, spec_c)
+        affine = self._norm_affine(plan, spec_c, power)
 
         def activate(x: Tensor, levels: slice) -> Tensor:
             if affine is not None:
@@ -211,9 +217,9 @@ class ScaleEqNonlin2d(_ScaleEqNonlin):
         self._check(spec, n)
         if self.implementation == "loop":
             return self.forward_loop(spec, n)
-        plan, groups = self._fast_plan(n, spec.real.dtype, spec.device)
+        plan, groups, power = self._fast_plan(n, spec.real.dtype, spec.device)
         spec_c = hermitian_projection(fit_spectrum(spec, 2 * band(n) + 1), 2)
-        affine = self._norm_affine(plan, spec_c)
+        affine = self._norm_affine(plan, spec_c, power)
         out = apply_levels_2d(spec_c, groups, self.activation, *(affine or ()))
         return fit_spectrum(out, n)
 
@@ -241,15 +247,7 @@ class ScaleEqMaxPool2d(_ScaleEqNonlin):
         if self.implementation == "loop":
             return self.forward_loop(spec, n)
         plan = plan_levels(n, self.resolutions, pooled=True)
-        m = output_size(n, pooled=True)
-        out = 0
-        for r, index, inner in zip(plan.sizes, plan.norm_index, plan.inner):
-            x_r = to_space(fit_spectrum(spec, r), r)
-            y_r = self.activation(self._normalise(x_r, index))
-            r_out = output_size(r, pooled=True)
-            level = fit_spectrum(self._level_output(y_r, r), m)
-            out = out + ring_mask(inner, r_out, m, 2, spec.device) * level
-        return out
+        return self._sum_of_rings(spec, n, plan.sizes, plan.norm_index, plan.inner)
 
 
 class PointwiseNonlin(nn.Module):
