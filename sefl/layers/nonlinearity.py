@@ -7,9 +7,10 @@ per-resolution instance norm, apply the activation, and keep the ring of frequen
 adds. Then ``D_r out(x) == out(D_r x)`` exactly for every r in the layer's resolution set.
 
 Two implementations with identical outputs: ``"loop"``, the straightforward per-resolution
-Python loop (the test oracle), and ``"fast"`` (default), which stacks the levels and uses small
-DFT matrices (``sefl.layers.level_transforms``). The max-pool variant has only the loop, over its
-levels (the STL model's few levels).
+Python loop (the test oracle), and ``"fast"`` (default), which visits only the levels, with small
+DFT matrices, the norm's statistics from the spectrum and only each ring's frequencies
+(``sefl.layers.level_transforms``, ``sefl.layers.rings_2d``). The max-pool variant has only the
+loop, over its levels (the STL model's few levels).
 """
 
 from __future__ import annotations
@@ -23,9 +24,7 @@ from torch import Tensor, nn
 
 from sefl.layers.level_transforms import (
     apply_levels_1d,
-    apply_levels_2d,
     band_power_weights,
-    groups_2d,
     hermitian_projection,
     levels_1d,
 )
@@ -37,6 +36,7 @@ from sefl.layers.levels import (
     plan_levels,
     resolution_set,
 )
+from sefl.layers.rings_2d import apply_levels_2d, levels_2d
 from sefl.spectral import band, fit_spectrum, ring_mask, to_space, to_spectrum
 
 __all__ = ["PointwiseNonlin", "ScaleEqMaxPool2d", "ScaleEqNonlin1d", "ScaleEqNonlin2d"]
@@ -149,13 +149,13 @@ class _ScaleEqNonlin(nn.Module):
         inner = [0] + [output_size(r, self.pooled) for r in visits[:-1]]
         return self._sum_of_rings(spec, n, visits, norm_index, inner)
 
-    def _fast_plan(self, n: int, dtype: torch.dtype, device) -> tuple[LevelPlan, object, Tensor]:
+    def _fast_plan(self, n: int, dtype: torch.dtype, device) -> tuple[LevelPlan, tuple, Tensor]:
         """The level plan of an n-point input, its matrices and the norm's band-power weights
         (built once per size, dtype and device)."""
         key = (n, dtype, str(device))
         if key not in self._matrices:
             plan = plan_levels(n, self.resolutions, self.pooled)
-            build = levels_1d if self.ndim == 1 else groups_2d
+            build = levels_1d if self.ndim == 1 else levels_2d
             power = band_power_weights(plan.sizes, 2 * band(n) + 1, self.ndim)
             power = power.to(dtype=dtype, device=device)
             self._matrices[key] = (plan, build(plan, dtype, device), power)
@@ -169,7 +169,8 @@ class _ScaleEqNonlin(nn.Module):
         if not self.norm:
             return None
         dims = "kq" if self.ndim == 2 else "q"
-        variance = torch.einsum(f"bc{dims},l{dims}->bcl", spec.abs().square(), power)
+        power_spectrum = torch.view_as_real(spec).square().sum(-1)  # |X|^2 without a square root
+        variance = torch.einsum(f"bc{dims},l{dims}->bcl", power_spectrum, power)
         mean = spec[(...,) + (0,) * self.ndim].real
         index = torch.tensor(plan.norm_index, device=spec.device)
         scale = self.norm_weight[index].T * torch.rsqrt(variance + self.eps)
@@ -189,17 +190,11 @@ class ScaleEqNonlin1d(_ScaleEqNonlin):
         self._check(spec, n)
         if self.implementation == "loop":
             return self.forward_loop(spec, n)
-        plan, mats, power = self._fast_plan(n, spec.real.dtype, spec.device)
+        plan, levels, power = self._fast_plan(n, spec.real.dtype, spec.device)
         compact = 2 * band(n) + 1
         spec_c = hermitian_projection(fit_spectrum(spec, compact, 1, n), 1)
         affine = self._norm_affine(plan, spec_c, power)
-
-        def activate(x: Tensor, levels: slice) -> Tensor:
-            if affine is not None:
-                x = torch.addcmul(affine[1][..., None], x, affine[0][..., None])
-            return self.activation(x)
-
-        out = apply_levels_1d(spec_c, mats, activate)
+        out = apply_levels_1d(spec_c, levels, self.activation, *(affine or ()))
         return fit_spectrum(out, n, 1, compact)
 
 
@@ -217,10 +212,10 @@ class ScaleEqNonlin2d(_ScaleEqNonlin):
         self._check(spec, n)
         if self.implementation == "loop":
             return self.forward_loop(spec, n)
-        plan, groups, power = self._fast_plan(n, spec.real.dtype, spec.device)
+        plan, levels, power = self._fast_plan(n, spec.real.dtype, spec.device)
         spec_c = hermitian_projection(fit_spectrum(spec, 2 * band(n) + 1), 2)
         affine = self._norm_affine(plan, spec_c, power)
-        out = apply_levels_2d(spec_c, groups, self.activation, *(affine or ()))
+        out = apply_levels_2d(spec_c, levels, self.activation, *(affine or ()))
         return fit_spectrum(out, n)
 
 

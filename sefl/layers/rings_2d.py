@@ -1,0 +1,306 @@
+"""The fast path of ``ScaleEqNonlin2d``: each level with exact-size DFT matrices and a
+hand-written backward pass.
+
+For each level r of the plan (ascending; ``sefl.layers.levels``):
+
+    x_r = D_r x                            inverse DFT of the band of r: rows, then columns
+    y_r = act(scale_r * x_r + shift_r)     the norm's statistics come from the spectrum
+    out += the ring of DFT_r(y_r)          only the ring's rows and columns are computed
+
+The rows' inverse uses the even and odd parts of the spectrum, E[k] = X[k] + X[-k] and
+O[k] = i (X[k] - X[-k]) for k >= 0: then row i is cos-part + sin-part and row r - i is cos-part
+- sin-part, so two real products with half the rows and half the frequencies replace a complex
+product with all of them (a quarter of the work). The level's rows are kept in the order
+0, 1, .., r // 2, r - 1, r - 2, .. (each row next to its mirror's partner), and every matrix that
+acts along the rows uses that order. The norm's scale is applied to E and O (it commutes with the
+transform) and the shift to the zero column, so neither costs a pass over the level.
+
+Spectra are in the compact layout of the input's band: ``K = 2H + 1`` rows with ``H = band(n)``
+(``fit_spectrum(spec, K)``), ``H + 1`` columns; ``BC`` is batch x channels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from sefl.layers.level_transforms import columns_inverse, half_forward
+from sefl.layers.levels import LevelPlan
+from sefl.spectral import band
+
+__all__ = ["Level2d", "apply_levels_2d", "levels_2d"]
+
+Blocks = tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Level2d:
+    """The DFT matrices of one level: an r x r grid of band b whose ring lies above
+    ``inner_band`` (-1 for the first level, whose ring is its whole band).
+
+    even_rows [r // 2 + 1, b + 1], odd_rows [r // 2 + 1, b] real: E, O -> the first rows;
+    inverse_cols [2 (b + 1), r] real: interleaved (re, im) column frequency q -> column j;
+    ring_rows_pick [2P, r] real: rows -> the P ring rows b >= |kx| > inner_band (re, then im);
+    ring_rows_dft [r, b + 1] complex: j -> q on those rows;
+    ring_cols_pick [r, 2D] real: j -> the D ring columns b >= q > inner_band (interleaved);
+    ring_cols_dft [2 inner_band + 1, r] complex: rows -> |kx| <= inner_band, below those columns.
+    ring_row_blocks / below_blocks: [start, stop) of those rows in the compact layout, in the
+    order of the matrices.
+    """
+
+    size: int
+    band: int
+    inner_band: int
+    even_rows: Tensor
+    odd_rows: Tensor
+    inverse_cols: Tensor
+    ring_rows_pick: Tensor
+    ring_rows_dft: Tensor
+    ring_cols_pick: Tensor
+    ring_cols_dft: Tensor
+    ring_row_blocks: Blocks
+    below_blocks: Blocks
+
+
+def _mirror_order(r: int) -> Tensor:
+    """The level's row order: 0 .. r // 2, then r - 1 down to r - (r - 1) // 2."""
+    return torch.cat([torch.arange(r // 2 + 1), r - torch.arange(1, (r - 1) // 2 + 1)])
+
+
+def _blocks(frequencies: list[int], compact: int) -> Blocks:
+    """Runs of consecutive compact-layout rows holding ``frequencies`` (in their order)."""
+    rows = [k % compact for k in frequencies]
+    blocks: list[list[int]] = []
+    for row in rows:
+        if blocks and blocks[-1][1] == row:
+            blocks[-1][1] += 1
+        else:
+            blocks.append([row, row + 1])
+    return tuple((start, stop) for start, stop in blocks)
+
+
+def _level_2d(r: int, inner_band: int, compact: int, dtype: torch.dtype, device) -> Level2d:
+    b = band(r)
+    # Negative frequencies first, so that each sign is one block of the compact layout.
+    kx = list(range(-b, 0)) + list(range(b + 1))
+    ring_rows = [k for k in kx if abs(k) > inner_band]
+    below = list(range(inner_band + 1)) + list(range(-inner_band, 0))
+    ring_cols = torch.arange(inner_band + 1, b + 1) if inner_band >= 0 else torch.arange(0)
+    # Along the rows the level's order is the mirror order: the DFT at row positions ``order``.
+    order = _mirror_order(r).double()
+    rows = torch.arange(r // 2 + 1, dtype=torch.float64)[:, None]
+    angle = 2 * torch.pi * rows * torch.arange(b + 1, dtype=torch.float64) / r
+    picked = half_forward(torch.tensor(ring_rows), r, r)[_mirror_order(r)]
+    cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+    real, cplx = {"dtype": dtype, "device": device}, {"dtype": cdtype, "device": device}
+    below_dft = torch.polar(
+        torch.full((len(below), r), 1.0 / r, dtype=torch.float64),
+        -2 * torch.pi * torch.tensor(below, dtype=torch.float64)[:, None] * order / r,
+    )
+    return Level2d(
+        size=r,
+        band=b,
+        inner_band=inner_band,
+        even_rows=angle.cos().to(**real),
+        odd_rows=angle[:, 1:].sin().to(**real),
+        inverse_cols=columns_inverse((r,), b + 1, r)[0].to(**real),
+        ring_rows_pick=torch.cat([picked.real.T, picked.imag.T]).to(**real),
+        ring_rows_dft=half_forward(torch.arange(b + 1), r, r).to(**cplx),
+        ring_cols_pick=torch.view_as_real(half_forward(ring_cols, r, r)).flatten(1).to(**real),
+        ring_cols_dft=below_dft.to(**cplx),
+        ring_row_blocks=_blocks(ring_rows, compact),
+        below_blocks=_blocks(below, compact),
+    )
+
+
+def levels_2d(plan: LevelPlan, dtype: torch.dtype, device) -> tuple[Level2d, ...]:
+    """The matrices of every level of ``plan`` in ``dtype`` (complex ones to match)."""
+    compact = 2 * band(plan.n) + 1
+    return tuple(
+        _level_2d(r, band(inner) if inner else -1, compact, dtype, device)
+        for r, inner in zip(plan.sizes, plan.inner)
+    )
+
+
+def _even_odd(spec: Tensor) -> tuple[Tensor, Tensor]:
+    """Compact [B, C, K, Kc] -> E [H + 1, BC, Kc, 2] and O [H, BC, Kc, 2] (real views)."""
+    h = spec.shape[-2] // 2
+    rows = spec.permute(2, 0, 1, 3)
+    positive, negative = rows[1 : h + 1], rows[h + 1 :].flip(0)
+    even = torch.cat([rows[:1], positive + negative]).flatten(1, 2)
+    odd = ((positive - negative) * 1j).flatten(1, 2)
+    return torch.view_as_real(even.contiguous()), torch.view_as_real(odd.contiguous())
+
+
+def _even_odd_backward(grad_even: Tensor, grad_odd: Tensor, batch: tuple[int, int]) -> Tensor:
+    """The gradient of ``_even_odd``: real views [H + 1, BC, Kc, 2], [H, BC, Kc, 2] ->
+    [B, C, K, Kc] complex."""
+    grad_even, grad_odd = torch.view_as_complex(grad_even), torch.view_as_complex(grad_odd)
+    rotated = grad_odd * 1j
+    positive, negative = grad_even[1:] - rotated, grad_even[1:] + rotated
+    rows = torch.cat([grad_even[:1], positive, negative.flip(0)])
+    return rows.unflatten(1, batch).permute(1, 2, 0, 3)
+
+
+def _activation_backward(activation: Callable[[Tensor], Tensor], x: Tensor, grad: Tensor):
+    """grad * activation'(x) for any pointwise activation, by differentiating it again."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        return torch.autograd.grad(activation(x), x, grad)[0]
+
+
+def _level_space(even, odd, level: Level2d, scale, shift) -> Tensor:
+    """E, O (real views) -> the level in space, [r * BC, r] (rows in the mirror order, BC,
+    columns), with the norm's scale and shift (each [BC] or None) applied."""
+    r, b = level.size, level.band
+    bc = even.shape[1]
+    top, mirrored = r // 2 + 1, (r - 1) // 2
+    even = even[: b + 1, :, : b + 1]
+    odd = odd[:b, :, : b + 1]
+    if scale is not None:
+        even, odd = even * scale.view(1, bc, 1, 1), odd * scale.view(1, bc, 1, 1)
+    cos_part = level.even_rows @ even.reshape(b + 1, -1)
+    half = cos_part.new_empty(r, bc, b + 1, 2)
+    if b == 0:
+        half[:top] = cos_part.view(top, bc, 1, 2)
+        half[top:] = cos_part[1 : 1 + mirrored].view(mirrored, bc, 1, 2)
+    else:
+        sin_part = level.odd_rows @ odd.reshape(b, -1)
+        torch.add(cos_part, sin_part, out=half[:top].view(top, -1))
+        torch.sub(
+            cos_part[1 : 1 + mirrored],
+            sin_part[1 : 1 + mirrored],
+            out=half[top:].view(mirrored, -1),
+        )
+    if shift is not None:
+        # The shift is the mean: the real part of the zero column, whose weight is 1.
+        half[:, :, 0, 0] += shift
+    return half.view(r * bc, 2 * (b + 1)) @ level.inverse_cols
+
+
+def _level_space_backward(grad_x: Tensor, even, odd, level: Level2d, scale, grads) -> None:
+    """Accumulate the gradient of ``_level_space`` into ``grads``: grad_even, grad_odd and,
+    with a norm, this level's rows of grad_scale and grad_shift (a dict of tensors and index)."""
+    r, b = level.size, level.band
+    bc = even.shape[1]
+    top, mirrored = r // 2 + 1, (r - 1) // 2
+    grad_half = grad_x @ level.inverse_cols.T
+    if scale is not None:
+        grads["shift"][grads["index"]] = grad_half.view(r, bc, b + 1, 2)[:, :, 0, 0].sum(0)
+    grad_half = grad_half.view(r, -1)
+    mirror = grad_half[top:]
+    grad_cos = grad_half[:top].clone()
+    grad_cos[1 : 1 + mirrored] += mirror
+    grad_even = (level.even_rows.T @ grad_cos).view(b + 1, bc, b + 1, 2)
+    parts = [(grad_even, even[: b + 1, :, : b + 1], grads["even"][: b + 1, :, : b + 1])]
+    if b > 0:
+        grad_sin = grad_half[:top]
+        grad_sin[1 : 1 + mirrored] -= mirror
+        grad_odd = (level.odd_rows.T @ grad_sin).view(b, bc, b + 1, 2)
+        parts.append((grad_odd, odd[:b, :, : b + 1], grads["odd"][:b, :, : b + 1]))
+    if scale is None:
+        for grad, _, target in parts:
+            target.add_(grad)
+        return
+    # d/dscale of the product with scale * E: <grad, E>, summed over everything but BC.
+    grads["scale"][grads["index"]] = sum((g * value).sum((0, 2, 3)) for g, value, _ in parts)
+    for grad, _, target in parts:
+        target.addcmul_(grad, scale.view(1, bc, 1, 1))
+
+
+def _ring_forward(y: Tensor, level: Level2d, out: Tensor) -> None:
+    """Write the ring of DFT_r(y) into ``out`` [K, BC, Kc] (compact layout, complex);
+    y: [r * BC, r] as from ``_level_space``."""
+    r, b, inner = level.size, level.band, level.inner_band
+    bc = out.shape[1]
+    p = level.ring_rows_pick.shape[0] // 2
+    picked = (level.ring_rows_pick @ y.view(r, bc * r)).view(2, p, bc, r)
+    picked = torch.complex(picked[0], picked[1]).view(p * bc, r)
+    ring_rows = (picked @ level.ring_rows_dft).view(p, bc, b + 1)
+    done = 0
+    for start, stop in level.ring_row_blocks:
+        out[start:stop, :, : b + 1] = ring_rows[done : done + stop - start]
+        done += stop - start
+    if inner < 0:
+        return
+    d = b - inner
+    cols = torch.view_as_complex((y @ level.ring_cols_pick).view(r, bc * d, 2))
+    ring_cols = (level.ring_cols_dft @ cols).view(-1, bc, d)
+    done = 0
+    for start, stop in level.below_blocks:
+        out[start:stop, :, inner + 1 : b + 1] = ring_cols[done : done + stop - start]
+        done += stop - start
+
+
+def _ring_backward(grad: Tensor, level: Level2d) -> Tensor:
+    """The gradient of ``_ring_forward``: grad [K, BC, Kc] complex -> [r * BC, r]."""
+    r, b, inner = level.size, level.band, level.inner_band
+    bc = grad.shape[1]
+    p = level.ring_rows_pick.shape[0] // 2
+    rows = torch.cat([grad[start:stop, :, : b + 1] for start, stop in level.ring_row_blocks])
+    picked = rows.reshape(p * bc, b + 1) @ level.ring_rows_dft.mH
+    picked = torch.view_as_real(picked).view(p, bc * r, 2).permute(2, 0, 1).reshape(2 * p, -1)
+    grad_y = level.ring_rows_pick.T @ picked
+    if inner >= 0:
+        d = b - inner
+        below = [grad[start:stop, :, inner + 1 : b + 1] for start, stop in level.below_blocks]
+        cols = torch.cat(below).reshape(2 * inner + 1, bc * d)
+        cols = torch.view_as_real(level.ring_cols_dft.mH @ cols).view(r * bc, 2 * d)
+        grad_y.view(r * bc, r).addmm_(cols, level.ring_cols_pick.T)
+    return grad_y.view(r * bc, r)
+
+
+class _Rings2d(torch.autograd.Function):
+    """Every level's ring; the backward keeps only each level's pre-activation."""
+
+    @staticmethod
+    def forward(ctx, spec, scale, shift, levels, activation):
+        b, c, k, kc = spec.shape
+        even, odd = _even_odd(spec)
+        out = spec.new_zeros(k, b * c, kc)
+        pre_activations = []
+        for index, level in enumerate(levels):
+            level_scale = None if scale is None else scale[index]
+            level_shift = None if shift is None else shift[index]
+            x = _level_space(even, odd, level, level_scale, level_shift)
+            pre_activations.append(x)
+            _ring_forward(activation(x), level, out)
+        ctx.levels, ctx.activation, ctx.batch = levels, activation, (b, c)
+        ctx.save_for_backward(even, odd, scale, *pre_activations)
+        return out.unflatten(1, (b, c)).permute(1, 2, 0, 3)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        even, odd, scale, *pre_activations = ctx.saved_tensors
+        grad = grad.permute(2, 0, 1, 3).flatten(1, 2)
+        grads = {"even": torch.zeros_like(even), "odd": torch.zeros_like(odd)}
+        if scale is not None:
+            grads["scale"], grads["shift"] = torch.empty_like(scale), torch.empty_like(scale)
+        for index, (level, x) in enumerate(zip(ctx.levels, pre_activations)):
+            grads["index"] = index
+            grad_x = _activation_backward(ctx.activation, x, _ring_backward(grad, level))
+            level_scale = None if scale is None else scale[index]
+            _level_space_backward(grad_x, even, odd, level, level_scale, grads)
+        grad_spec = _even_odd_backward(grads["even"], grads["odd"], ctx.batch)
+        return grad_spec, grads.get("scale"), grads.get("shift"), None, None
+
+
+def apply_levels_2d(
+    spec: Tensor,
+    levels: tuple[Level2d, ...],
+    activation: Callable[[Tensor], Tensor],
+    scale: Tensor | None = None,
+    shift: Tensor | None = None,
+) -> Tensor:
+    """spec: compact [B, C, K, Kc] (Hermitian zero column) -> [B, C, K, Kc]: every level's ring
+    of ``activation(scale * D_r x + shift)``; scale, shift: [B, C, L] per level (the instance
+    norm), or None."""
+    if scale is not None:
+        scale = scale.flatten(0, 1).T.contiguous()
+        shift = shift.flatten(0, 1).T.contiguous()
+    return _Rings2d.apply(spec, scale, shift, levels, activation)
