@@ -90,17 +90,13 @@ def _level_2d(r: int, inner_band: int, compact: int, dtype: torch.dtype, device)
     ring_rows = [k for k in kx if abs(k) > inner_band]
     below = list(range(inner_band + 1)) + list(range(-inner_band, 0))
     ring_cols = torch.arange(inner_band + 1, b + 1) if inner_band >= 0 else torch.arange(0)
-    # Along the rows the level's order is the mirror order: the DFT at row positions ``order``.
-    order = _mirror_order(r).double()
+    mirror = _mirror_order(r)  # matrices along the rows use the level's row order
     rows = torch.arange(r // 2 + 1, dtype=torch.float64)[:, None]
     angle = 2 * torch.pi * rows * torch.arange(b + 1, dtype=torch.float64) / r
-    picked = half_forward(torch.tensor(ring_rows), r, r)[_mirror_order(r)]
+    picked = half_forward(torch.tensor(ring_rows), r, r)[mirror]
+    below_dft = half_forward(torch.tensor(below, dtype=torch.long), r, r)[mirror].T
     cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
     real, cplx = {"dtype": dtype, "device": device}, {"dtype": cdtype, "device": device}
-    below_dft = torch.polar(
-        torch.full((len(below), r), 1.0 / r, dtype=torch.float64),
-        -2 * torch.pi * torch.tensor(below, dtype=torch.float64)[:, None] * order / r,
-    )
     return Level2d(
         size=r,
         band=b,
@@ -182,34 +178,30 @@ def _level_space(even, odd, level: Level2d, scale, shift) -> Tensor:
     return half.view(r * bc, 2 * (b + 1)) @ level.inverse_cols
 
 
-def _level_space_backward(grad_x: Tensor, even, odd, level: Level2d, scale, grads) -> None:
-    """Accumulate the gradient of ``_level_space`` into ``grads``: grad_even, grad_odd and,
-    with a norm, this level's rows of grad_scale and grad_shift (a dict of tensors and index)."""
+def _level_space_backward(grad_x: Tensor, even, odd, level: Level2d, scale):
+    """The gradient of ``_level_space`` for grad_x [r * BC, r]: the gradients of the E and O
+    crops it read (before the scale; [b + 1, BC, b + 1, 2] and, for b > 0, [b, BC, b + 1, 2]),
+    and of its scale and shift ([BC] each; None without a norm)."""
     r, b = level.size, level.band
     bc = even.shape[1]
     top, mirrored = r // 2 + 1, (r - 1) // 2
     grad_half = grad_x @ level.inverse_cols.T
-    if scale is not None:
-        grads["shift"][grads["index"]] = grad_half.view(r, bc, b + 1, 2)[:, :, 0, 0].sum(0)
+    grad_shift = None if scale is None else grad_half.view(r, bc, b + 1, 2)[:, :, 0, 0].sum(0)
     grad_half = grad_half.view(r, -1)
     mirror = grad_half[top:]
     grad_cos = grad_half[:top].clone()
     grad_cos[1 : 1 + mirrored] += mirror
-    grad_even = (level.even_rows.T @ grad_cos).view(b + 1, bc, b + 1, 2)
-    parts = [(grad_even, even[: b + 1, :, : b + 1], grads["even"][: b + 1, :, : b + 1])]
+    grad_crops = [(level.even_rows.T @ grad_cos).view(b + 1, bc, b + 1, 2)]
     if b > 0:
         grad_sin = grad_half[:top]
         grad_sin[1 : 1 + mirrored] -= mirror
-        grad_odd = (level.odd_rows.T @ grad_sin).view(b, bc, b + 1, 2)
-        parts.append((grad_odd, odd[:b, :, : b + 1], grads["odd"][:b, :, : b + 1]))
+        grad_crops.append((level.odd_rows.T @ grad_sin).view(b, bc, b + 1, 2))
     if scale is None:
-        for grad, _, target in parts:
-            target.add_(grad)
-        return
-    # d/dscale of the product with scale * E: <grad, E>, summed over everything but BC.
-    grads["scale"][grads["index"]] = sum((g * value).sum((0, 2, 3)) for g, value, _ in parts)
-    for grad, _, target in parts:
-        target.addcmul_(grad, scale.view(1, bc, 1, 1))
+        return grad_crops, None, None
+    crops = (even[: b + 1, :, : b + 1], odd[:b, :, : b + 1])
+    # The crops are multiplied by the scale: its gradient is <grad, crop> over all but BC.
+    grad_scale = sum((g * crop).sum((0, 2, 3)) for g, crop in zip(grad_crops, crops))
+    return grad_crops, grad_scale, grad_shift
 
 
 def _ring_forward(y: Tensor, level: Level2d, out: Tensor) -> None:
@@ -278,16 +270,27 @@ class _Rings2d(torch.autograd.Function):
     def backward(ctx, grad):
         even, odd, scale, *pre_activations = ctx.saved_tensors
         grad = grad.permute(2, 0, 1, 3).flatten(1, 2)
-        grads = {"even": torch.zeros_like(even), "odd": torch.zeros_like(odd)}
-        if scale is not None:
-            grads["scale"], grads["shift"] = torch.empty_like(scale), torch.empty_like(scale)
+        grad_even, grad_odd = torch.zeros_like(even), torch.zeros_like(odd)
+        norm = scale is not None
+        grad_scale = torch.empty_like(scale) if norm else None
+        grad_shift = torch.empty_like(scale) if norm else None
         for index, (level, x) in enumerate(zip(ctx.levels, pre_activations)):
-            grads["index"] = index
+            b = level.band
             grad_x = _activation_backward(ctx.activation, x, _ring_backward(grad, level))
-            level_scale = None if scale is None else scale[index]
-            _level_space_backward(grad_x, even, odd, level, level_scale, grads)
-        grad_spec = _even_odd_backward(grads["even"], grads["odd"], ctx.batch)
-        return grad_spec, grads.get("scale"), grads.get("shift"), None, None
+            level_scale = scale[index] if norm else None
+            grad_crops, level_grad_scale, level_grad_shift = _level_space_backward(
+                grad_x, even, odd, level, level_scale
+            )
+            targets = (grad_even[: b + 1, :, : b + 1], grad_odd[:b, :, : b + 1])
+            for grad_crop, target in zip(grad_crops, targets):
+                if norm:
+                    target.addcmul_(grad_crop, level_scale.view(1, -1, 1, 1))
+                else:
+                    target.add_(grad_crop)
+            if norm:
+                grad_scale[index], grad_shift[index] = level_grad_scale, level_grad_shift
+        grad_spec = _even_odd_backward(grad_even, grad_odd, ctx.batch)
+        return grad_spec, grad_scale, grad_shift, None, None
 
 
 def apply_levels_2d(
