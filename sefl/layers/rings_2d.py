@@ -46,7 +46,7 @@ class Level2d:
     inverse_cols [2 (b + 1), r] real: interleaved (re, im) column frequency q -> column j;
     ring_rows_pick [2P, r] real: rows -> the P ring rows b >= |kx| > inner_band (re, then im);
     ring_rows_dft [r, b + 1] complex: j -> q on those rows;
-    ring_cols_pick [r, 2D] real: j -> the D ring columns b >= q > inner_band (interleaved);
+    ring_cols_pick [2D, r] real: j -> the D ring columns b >= q > inner_band (re, then im);
     ring_cols_dft [2 inner_band + 1, r] complex: rows -> |kx| <= inner_band, below those columns.
     ring_row_blocks / below_blocks: [start, stop) of those rows in the compact layout, in the
     order of the matrices.
@@ -89,7 +89,8 @@ def _level_2d(r: int, inner_band: int, compact: int, dtype: torch.dtype, device)
     kx = list(range(-b, 0)) + list(range(b + 1))
     ring_rows = [k for k in kx if abs(k) > inner_band]
     below = list(range(inner_band + 1)) + list(range(-inner_band, 0))
-    ring_cols = torch.arange(inner_band + 1, b + 1) if inner_band >= 0 else torch.arange(0)
+    columns = torch.arange(inner_band + 1, b + 1) if inner_band >= 0 else torch.arange(0)
+    ring_cols = half_forward(columns, r, r)
     mirror = _mirror_order(r)  # matrices along the rows use the level's row order
     rows = torch.arange(r // 2 + 1, dtype=torch.float64)[:, None]
     angle = 2 * torch.pi * rows * torch.arange(b + 1, dtype=torch.float64) / r
@@ -106,7 +107,7 @@ def _level_2d(r: int, inner_band: int, compact: int, dtype: torch.dtype, device)
         inverse_cols=columns_inverse((r,), b + 1, r)[0].to(**real),
         ring_rows_pick=torch.cat([picked.real.T, picked.imag.T]).to(**real),
         ring_rows_dft=half_forward(torch.arange(b + 1), r, r).to(**cplx),
-        ring_cols_pick=torch.view_as_real(half_forward(ring_cols, r, r)).flatten(1).to(**real),
+        ring_cols_pick=torch.cat([ring_cols.real.T, ring_cols.imag.T]).to(**real),
         ring_cols_dft=below_dft.to(**cplx),
         ring_row_blocks=_blocks(ring_rows, compact),
         below_blocks=_blocks(below, compact),
@@ -220,11 +221,15 @@ def _ring_forward(y: Tensor, level: Level2d, out: Tensor) -> None:
     if inner < 0:
         return
     d = b - inner
-    cols = torch.view_as_complex((y @ level.ring_cols_pick).view(r, bc * d, 2))
-    ring_cols = (level.ring_cols_dft @ cols).view(-1, bc, d)
+    # Picking the columns with the signal transposed: a wide product, twice as fast as a
+    # product with only 2D output columns.
+    cols = (level.ring_cols_pick @ y.T).view(2, d, r, bc)
+    ring_cols = level.ring_cols_dft @ torch.complex(cols[0], cols[1])  # [D, rows below, BC]
     done = 0
     for start, stop in level.below_blocks:
-        out[start:stop, :, inner + 1 : b + 1] = ring_cols[done : done + stop - start]
+        out[start:stop, :, inner + 1 : b + 1] = ring_cols[:, done : done + stop - start].permute(
+            1, 2, 0
+        )
         done += stop - start
 
 
@@ -238,11 +243,10 @@ def _ring_backward(grad: Tensor, level: Level2d) -> Tensor:
     picked = torch.view_as_real(picked).view(p, bc * r, 2).permute(2, 0, 1).reshape(2 * p, -1)
     grad_y = level.ring_rows_pick.T @ picked
     if inner >= 0:
-        d = b - inner
         below = [grad[start:stop, :, inner + 1 : b + 1] for start, stop in level.below_blocks]
-        cols = torch.cat(below).reshape(2 * inner + 1, bc * d)
-        cols = torch.view_as_real(level.ring_cols_dft.mH @ cols).view(r * bc, 2 * d)
-        grad_y.view(r * bc, r).addmm_(cols, level.ring_cols_pick.T)
+        cols = level.ring_cols_dft.mH @ torch.cat(below).permute(2, 0, 1)  # [D, r, BC]
+        cols = torch.cat([cols.real, cols.imag]).view(-1, r * bc)
+        grad_y.view(r * bc, r).addmm_(cols.T, level.ring_cols_pick)
     return grad_y.view(r * bc, r)
 
 
