@@ -160,19 +160,17 @@ def _level_space(even, odd, level: Level2d, scale, shift) -> Tensor:
     odd = odd[:b, :, : b + 1]
     if scale is not None:
         even, odd = even * scale.view(1, bc, 1, 1), odd * scale.view(1, bc, 1, 1)
-    cos_part = level.even_rows @ even.reshape(b + 1, -1)
-    half = cos_part.new_empty(r, bc, b + 1, 2)
-    if b == 0:
-        half[:top] = cos_part.view(top, bc, 1, 2)
-        half[top:] = cos_part[1 : 1 + mirrored].view(mirrored, bc, 1, 2)
-    else:
-        sin_part = level.odd_rows @ odd.reshape(b, -1)
-        torch.add(cos_part, sin_part, out=half[:top].view(top, -1))
-        torch.sub(
-            cos_part[1 : 1 + mirrored],
-            sin_part[1 : 1 + mirrored],
-            out=half[top:].view(mirrored, -1),
-        )
+    width = bc * (b + 1) * 2  # explicit: a block may have no rows
+    even, odd = even.reshape(b + 1, width), odd.reshape(b, width)
+    half = even.new_empty(r, bc, b + 1, 2)
+    # Rows i <= r // 2 are cos-part + sin-part, their mirrors r - i cos-part - sin-part: each
+    # block is written by its own products, without temporaries.
+    top_rows, mirror_rows = half[:top].view(top, width), half[top:].view(mirrored, width)
+    torch.mm(level.even_rows, even, out=top_rows)
+    torch.mm(level.even_rows[1 : 1 + mirrored], even, out=mirror_rows)
+    if b > 0:
+        top_rows.addmm_(level.odd_rows, odd)
+        mirror_rows.addmm_(level.odd_rows[1 : 1 + mirrored], odd, alpha=-1)
     if shift is not None:
         # The shift is the mean: the real part of the zero column, whose weight is 1.
         half[:, :, 0, 0] += shift
@@ -188,15 +186,14 @@ def _level_space_backward(grad_x: Tensor, even, odd, level: Level2d, scale):
     top, mirrored = r // 2 + 1, (r - 1) // 2
     grad_half = grad_x @ level.inverse_cols.T
     grad_shift = None if scale is None else grad_half.view(r, bc, b + 1, 2)[:, :, 0, 0].sum(0)
-    grad_half = grad_half.view(r, -1)
-    mirror = grad_half[top:]
-    grad_cos = grad_half[:top].clone()
-    grad_cos[1 : 1 + mirrored] += mirror
-    grad_crops = [(level.even_rows.T @ grad_cos).view(b + 1, bc, b + 1, 2)]
+    grad_top, grad_mirror = grad_half.view(r, -1)[:top], grad_half.view(r, -1)[top:]
+    grad_even = level.even_rows.T @ grad_top
+    grad_even.addmm_(level.even_rows[1 : 1 + mirrored].T, grad_mirror)
+    grad_crops = [grad_even.view(b + 1, bc, b + 1, 2)]
     if b > 0:
-        grad_sin = grad_half[:top]
-        grad_sin[1 : 1 + mirrored] -= mirror
-        grad_crops.append((level.odd_rows.T @ grad_sin).view(b, bc, b + 1, 2))
+        grad_odd = level.odd_rows.T @ grad_top
+        grad_odd.addmm_(level.odd_rows[1 : 1 + mirrored].T, grad_mirror, alpha=-1)
+        grad_crops.append(grad_odd.view(b, bc, b + 1, 2))
     if scale is None:
         return grad_crops, None, None
     crops = (even[: b + 1, :, : b + 1], odd[:b, :, : b + 1])
