@@ -9,8 +9,7 @@ adds. Then ``D_r out(x) == out(D_r x)`` exactly for every r in the layer's resol
 Two implementations with identical outputs: ``"loop"``, the straightforward per-resolution
 Python loop (the test oracle), and ``"fast"`` (default), which visits only the levels, with small
 DFT matrices, the norm's statistics from the spectrum and only each ring's frequencies
-(``sefl.layers.level_transforms``, ``sefl.layers.rings_2d``). The max-pool variant has only the
-loop, over its levels (the STL model's few levels).
+(``sefl.layers.level_transforms``, ``sefl.layers.rings_2d``).
 """
 
 from __future__ import annotations
@@ -129,25 +128,22 @@ class _ScaleEqNonlin(nn.Module):
         """The activated level r in space -> its spectrum on the level's output grid."""
         return to_spectrum(y, self.ndim)
 
-    def _sum_of_rings(self, spec: Tensor, n: int, sizes, norm_index, inner) -> Tensor:
-        """One level at a time: level r (norm ``norm_index``) supplies the ring of output
-        frequencies above the band of the output size ``inner``."""
+    def forward_loop(self, spec: Tensor, n: int) -> Tensor:
+        """The straightforward implementation: every resolution r of the set below n, and n,
+        supplies the ring of output frequencies above the band of the previous one."""
+        visits = [r for r in self.resolutions if r < n] + [n]
         m = output_size(n, self.pooled)
         out = spec.new_zeros(fit_spectrum(spec, m, self.ndim, n).shape)
-        for r, index, below in zip(sizes, norm_index, inner):
+        below = 0
+        for r in visits:
+            index = norm_index_for(r, self.resolutions, self.levels, self.pooled)
             x_r = to_space(fit_spectrum(spec, r, self.ndim, n), r, self.ndim)
             y_r = self.activation(self._normalise(x_r, index))
             r_out = output_size(r, self.pooled)
             level = fit_spectrum(self._level_output(y_r, r), m, self.ndim, r_out)
             out = out + ring_mask(below, r_out, m, self.ndim, spec.device) * level
+            below = r_out
         return out
-
-    def forward_loop(self, spec: Tensor, n: int) -> Tensor:
-        """The straightforward implementation: every resolution of the set below n, and n."""
-        visits = [r for r in self.resolutions if r < n] + [n]
-        norm_index = [norm_index_for(r, self.resolutions, self.levels, self.pooled) for r in visits]
-        inner = [0] + [output_size(r, self.pooled) for r in visits[:-1]]
-        return self._sum_of_rings(spec, n, visits, norm_index, inner)
 
     def _fast_plan(self, n: int, dtype: torch.dtype, device) -> tuple[LevelPlan, tuple, Tensor]:
         """The level plan of an n-point input, its matrices and the norm's band-power weights
@@ -155,10 +151,13 @@ class _ScaleEqNonlin(nn.Module):
         key = (n, dtype, str(device))
         if key not in self._matrices:
             plan = plan_levels(n, self.resolutions, self.pooled)
-            build = levels_1d if self.ndim == 1 else levels_2d
+            if self.ndim == 1:
+                levels = levels_1d(plan, dtype, device)
+            else:
+                levels = levels_2d(plan, dtype, device, pooled=self.pooled)
             power = band_power_weights(plan.sizes, 2 * band(n) + 1, self.ndim)
             power = power.to(dtype=dtype, device=device)
-            self._matrices[key] = (plan, build(plan, dtype, device), power)
+            self._matrices[key] = (plan, levels, power)
         return self._matrices[key]
 
     def _norm_affine(
@@ -216,33 +215,23 @@ class ScaleEqNonlin2d(_ScaleEqNonlin):
         spec_c = hermitian_projection(fit_spectrum(spec, 2 * band(n) + 1), 2)
         affine = self._norm_affine(plan, spec_c, power)
         out = apply_levels_2d(spec_c, levels, self.activation, *(affine or ()))
-        return fit_spectrum(out, n)
+        return fit_spectrum(out, output_size(n, self.pooled))
 
 
-class ScaleEqMaxPool2d(_ScaleEqNonlin):
+class ScaleEqMaxPool2d(ScaleEqNonlin2d):
     """Scale-equivariant nonlinearity followed by 2x max-pooling.
 
     At each level r: activation, low-pass to band(ceil(r / 2)), max-pool 2 (ceil mode); the ring
     is taken at the pooled size. forward(spec): ``[B, C, N, N // 2 + 1]`` complex ->
-    ``[B, C, M, M // 2 + 1]`` with ``M = ceil(N / 2)``. Only the loop implementation, over the
-    layer's levels (each level with an empty ring is skipped in the default "fast" mode).
+    ``[B, C, M, M // 2 + 1]`` with ``M = ceil(N / 2)``.
     """
 
-    ndim = 2
     pooled = True
 
     def _level_output(self, y: Tensor, r: int) -> Tensor:
         m = output_size(r, pooled=True)
         low = to_space(fit_spectrum(fit_spectrum(to_spectrum(y), m), r), r)
         return to_spectrum(F.max_pool2d(low, 2, ceil_mode=True))
-
-    def forward(self, spec: Tensor) -> Tensor:
-        n = spec.shape[-2]
-        self._check(spec, n)
-        if self.implementation == "loop":
-            return self.forward_loop(spec, n)
-        plan = plan_levels(n, self.resolutions, pooled=True)
-        return self._sum_of_rings(spec, n, plan.sizes, plan.norm_index, plan.inner)
 
 
 class PointwiseNonlin(nn.Module):

@@ -8,12 +8,13 @@ For each level r of the plan (ascending; ``sefl.layers.levels``):
     out += the ring of DFT_r(y_r)          only the ring's rows and columns are computed
 
 The rows' inverse uses the even and odd parts of the spectrum, E[k] = X[k] + X[-k] and
-O[k] = i (X[k] - X[-k]) for k >= 0: then row i is cos-part + sin-part and row r - i is cos-part
-- sin-part, so two real products with half the rows and half the frequencies replace a complex
-product with all of them (a quarter of the work). The level's rows are kept in the order
-0, 1, .., r // 2, r - 1, r - 2, .. (each row next to its mirror's partner), and every matrix that
-acts along the rows uses that order. The norm's scale is applied to E and O (it commutes with the
-transform) and the shift to the zero column, so neither costs a pass over the level.
+O[k] = i (X[k] - X[-k]) for k >= 0. Row i of the level is then C_i + S_i and its mirror row r - i
+is C_i - S_i, with C = cos-matrix @ E and S = sin-matrix @ O: two real products with half the rows
+and half the frequencies replace a complex product with all of them (a quarter of the work). The
+level's rows are kept in the order 0, 1, .., r // 2, then the mirrors r - 1, r - 2, .., and every
+matrix that acts along the rows uses that order. The norm's scale is applied while E and O are
+cropped to the level's band (it commutes with the transform) and its shift to the zero column, so
+the norm adds no pass over the level.
 
 Spectra are in the compact layout of the input's band: ``K = 2H + 1`` rows with ``H = band(n)``
 (``fit_spectrum(spec, K)``), ``H + 1`` columns; ``BC`` is batch x channels.
@@ -29,7 +30,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from sefl.layers.level_transforms import columns_inverse, half_forward
-from sefl.layers.levels import LevelPlan
+from sefl.layers.levels import LevelPlan, output_size
 from sefl.spectral import band
 
 __all__ = ["Level2d", "apply_levels_2d", "levels_2d"]
@@ -38,32 +39,48 @@ Blocks = tuple[tuple[int, int], ...]
 
 
 @dataclass(frozen=True)
-class Level2d:
-    """The DFT matrices of one level: an r x r grid of band b whose ring lies above
-    ``inner_band`` (-1 for the first level, whose ring is its whole band).
+class Ring:
+    """The ring of a signal's DFT on an r x r grid: the frequencies of band b above
+    ``inner_band`` (-1: the whole band), in the compact output layout.
 
-    even_rows [r // 2 + 1, b + 1], odd_rows [r // 2 + 1, b] real: E, O -> the first rows;
-    inverse_cols [2 (b + 1), r] real: interleaved (re, im) column frequency q -> column j;
-    ring_rows_pick [2P, r] real: rows -> the P ring rows b >= |kx| > inner_band (re, then im);
-    ring_rows_dft [r, b + 1] complex: j -> q on those rows;
-    ring_cols_pick [2D, r] real: j -> the D ring columns b >= q > inner_band (re, then im);
-    ring_cols_dft [2 inner_band + 1, r] complex: rows -> |kx| <= inner_band, below those columns.
-    ring_row_blocks / below_blocks: [start, stop) of those rows in the compact layout, in the
-    order of the matrices.
+    rows_pick [2P, r] real: rows -> the P ring rows b >= |kx| > inner_band (re, then im);
+    rows_dft [r, b + 1] complex: columns j -> q on those rows;
+    cols_pick [2D, r] real: j -> the D ring columns b >= q > inner_band (re, then im);
+    cols_dft [2 inner_band + 1, r] complex: rows -> |kx| <= inner_band, below those columns;
+    row_blocks / below_blocks: [start, stop) of those rows in the compact output layout, in the
+    order of the matrices. Matrices along the rows follow the signal's row order.
     """
 
     size: int
     band: int
     inner_band: int
+    rows_pick: Tensor
+    rows_dft: Tensor
+    cols_pick: Tensor
+    cols_dft: Tensor
+    row_blocks: Blocks
+    below_blocks: Blocks
+
+
+@dataclass(frozen=True)
+class Level2d:
+    """One level: an r x r grid of band b (rows in the mirror order) and the ring it adds.
+
+    even_rows [r // 2 + 1, b + 1], odd_rows [r // 2 + 1, b] real: E, O -> the first rows;
+    inverse_cols [2 (b + 1), r] real: interleaved (re, im) column frequency q -> column j;
+    ring: on the level's grid, or for the pooled variant on the pooled ceil(r / 2) grid, after
+    lowpass_rows [r, r] (mirror order -> natural order) and lowpass_cols [r, r] keep the band of
+    the pooled grid and a 2 x 2 max-pool.
+    """
+
+    size: int
+    band: int
     even_rows: Tensor
     odd_rows: Tensor
     inverse_cols: Tensor
-    ring_rows_pick: Tensor
-    ring_rows_dft: Tensor
-    ring_cols_pick: Tensor
-    ring_cols_dft: Tensor
-    ring_row_blocks: Blocks
-    below_blocks: Blocks
+    ring: Ring
+    lowpass_rows: Tensor | None = None
+    lowpass_cols: Tensor | None = None
 
 
 def _mirror_order(r: int) -> Tensor:
@@ -83,42 +100,73 @@ def _blocks(frequencies: list[int], compact: int) -> Blocks:
     return tuple((start, stop) for start, stop in blocks)
 
 
-def _level_2d(r: int, inner_band: int, compact: int, dtype: torch.dtype, device) -> Level2d:
+def _ring(r: int, inner_band: int, compact: int, row_order: Tensor, real, cplx) -> Ring:
     b = band(r)
     # Negative frequencies first, so that each sign is one block of the compact layout.
     kx = list(range(-b, 0)) + list(range(b + 1))
     ring_rows = [k for k in kx if abs(k) > inner_band]
     below = list(range(inner_band + 1)) + list(range(-inner_band, 0))
     columns = torch.arange(inner_band + 1, b + 1) if inner_band >= 0 else torch.arange(0)
-    ring_cols = half_forward(columns, r, r)
-    mirror = _mirror_order(r)  # matrices along the rows use the level's row order
-    rows = torch.arange(r // 2 + 1, dtype=torch.float64)[:, None]
-    angle = 2 * torch.pi * rows * torch.arange(b + 1, dtype=torch.float64) / r
-    picked = half_forward(torch.tensor(ring_rows), r, r)[mirror]
-    below_dft = half_forward(torch.tensor(below, dtype=torch.long), r, r)[mirror].T
-    cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
-    real, cplx = {"dtype": dtype, "device": device}, {"dtype": cdtype, "device": device}
-    return Level2d(
+    picked_rows = half_forward(torch.tensor(ring_rows), r, r)[row_order]
+    picked_cols = half_forward(columns, r, r)
+    return Ring(
         size=r,
         band=b,
         inner_band=inner_band,
-        even_rows=angle.cos().to(**real),
-        odd_rows=angle[:, 1:].sin().to(**real),
-        inverse_cols=columns_inverse((r,), b + 1, r)[0].to(**real),
-        ring_rows_pick=torch.cat([picked.real.T, picked.imag.T]).to(**real),
-        ring_rows_dft=half_forward(torch.arange(b + 1), r, r).to(**cplx),
-        ring_cols_pick=torch.cat([ring_cols.real.T, ring_cols.imag.T]).to(**real),
-        ring_cols_dft=below_dft.to(**cplx),
-        ring_row_blocks=_blocks(ring_rows, compact),
+        rows_pick=torch.cat([picked_rows.real.T, picked_rows.imag.T]).to(**real),
+        rows_dft=half_forward(torch.arange(b + 1), r, r).to(**cplx),
+        cols_pick=torch.cat([picked_cols.real.T, picked_cols.imag.T]).to(**real),
+        cols_dft=half_forward(torch.tensor(below, dtype=torch.long), r, r)[row_order].T.to(**cplx),
+        row_blocks=_blocks(ring_rows, compact),
         below_blocks=_blocks(below, compact),
     )
 
 
-def levels_2d(plan: LevelPlan, dtype: torch.dtype, device) -> tuple[Level2d, ...]:
-    """The matrices of every level of ``plan`` in ``dtype`` (complex ones to match)."""
-    compact = 2 * band(plan.n) + 1
+def _lowpass(r: int, kept_band: int) -> Tensor:
+    """[r, r]: the real r-point signal's projection onto the frequencies |k| <= kept_band."""
+    offset = torch.arange(r, dtype=torch.float64)
+    offset = offset[:, None] - offset[None, :]
+    k = torch.arange(1, kept_band + 1, dtype=torch.float64)
+    return (1 + 2 * torch.cos(2 * torch.pi * offset[..., None] * k / r).sum(-1)) / r
+
+
+def _level_2d(
+    r: int, inner: int, compact: int, pooled: bool, dtype: torch.dtype, device
+) -> Level2d:
+    b = band(r)
+    cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+    real, cplx = {"dtype": dtype, "device": device}, {"dtype": cdtype, "device": device}
+    rows = torch.arange(r // 2 + 1, dtype=torch.float64)[:, None]
+    angle = 2 * torch.pi * rows * torch.arange(b + 1, dtype=torch.float64) / r
+    inner_band = band(inner) if inner else -1
+    mirror = _mirror_order(r)
+    extra = {}
+    if pooled:
+        pooled_size = output_size(r, pooled=True)
+        lowpass = _lowpass(r, band(pooled_size))
+        ring = _ring(pooled_size, inner_band, compact, torch.arange(pooled_size), real, cplx)
+        extra = {"lowpass_rows": lowpass[:, mirror].to(**real), "lowpass_cols": lowpass.to(**real)}
+    else:
+        ring = _ring(r, inner_band, compact, mirror, real, cplx)
+    return Level2d(
+        size=r,
+        band=b,
+        even_rows=angle.cos().to(**real),
+        odd_rows=angle[:, 1:].sin().to(**real),
+        inverse_cols=columns_inverse((r,), b + 1, r)[0].to(**real),
+        ring=ring,
+        **extra,
+    )
+
+
+def levels_2d(
+    plan: LevelPlan, dtype: torch.dtype, device, pooled: bool = False
+) -> tuple[Level2d, ...]:
+    """The matrices of every level of ``plan`` in ``dtype`` (complex ones to match);
+    ``pooled``: the max-pool variant, whose rings are on the pooled grids."""
+    compact = 2 * band(output_size(plan.n, pooled)) + 1
     return tuple(
-        _level_2d(r, band(inner) if inner else -1, compact, dtype, device)
+        _level_2d(r, inner, compact, pooled, dtype, device)
         for r, inner in zip(plan.sizes, plan.inner)
     )
 
@@ -202,17 +250,17 @@ def _level_space_backward(grad_x: Tensor, even, odd, level: Level2d, scale):
     return grad_crops, grad_scale, grad_shift
 
 
-def _ring_forward(y: Tensor, level: Level2d, out: Tensor) -> None:
+def _ring_forward(y: Tensor, ring: Ring, out: Tensor) -> None:
     """Write the ring of DFT_r(y) into ``out`` [K, BC, Kc] (compact layout, complex);
-    y: [r * BC, r] as from ``_level_space``."""
-    r, b, inner = level.size, level.band, level.inner_band
+    y: [r * BC, r] (rows, BC, columns)."""
+    r, b, inner = ring.size, ring.band, ring.inner_band
     bc = out.shape[1]
-    p = level.ring_rows_pick.shape[0] // 2
-    picked = (level.ring_rows_pick @ y.view(r, bc * r)).view(2, p, bc, r)
+    p = ring.rows_pick.shape[0] // 2
+    picked = (ring.rows_pick @ y.view(r, bc * r)).view(2, p, bc, r)
     picked = torch.complex(picked[0], picked[1]).view(p * bc, r)
-    ring_rows = (picked @ level.ring_rows_dft).view(p, bc, b + 1)
+    ring_rows = (picked @ ring.rows_dft).view(p, bc, b + 1)
     done = 0
-    for start, stop in level.ring_row_blocks:
+    for start, stop in ring.row_blocks:
         out[start:stop, :, : b + 1] = ring_rows[done : done + stop - start]
         done += stop - start
     if inner < 0:
@@ -220,64 +268,104 @@ def _ring_forward(y: Tensor, level: Level2d, out: Tensor) -> None:
     d = b - inner
     # Picking the columns with the signal transposed: a wide product, twice as fast as a
     # product with only 2D output columns.
-    cols = (level.ring_cols_pick @ y.T).view(2, d, r, bc)
-    ring_cols = level.ring_cols_dft @ torch.complex(cols[0], cols[1])  # [D, rows below, BC]
+    cols = (ring.cols_pick @ y.T).view(2, d, r, bc)
+    ring_cols = ring.cols_dft @ torch.complex(cols[0], cols[1])  # [D, rows below, BC]
     done = 0
-    for start, stop in level.below_blocks:
+    for start, stop in ring.below_blocks:
         out[start:stop, :, inner + 1 : b + 1] = ring_cols[:, done : done + stop - start].permute(
             1, 2, 0
         )
         done += stop - start
 
 
-def _ring_backward(grad: Tensor, level: Level2d) -> Tensor:
+def _ring_backward(grad: Tensor, ring: Ring) -> Tensor:
     """The gradient of ``_ring_forward``: grad [K, BC, Kc] complex -> [r * BC, r]."""
-    r, b, inner = level.size, level.band, level.inner_band
+    r, b, inner = ring.size, ring.band, ring.inner_band
     bc = grad.shape[1]
-    p = level.ring_rows_pick.shape[0] // 2
-    rows = torch.cat([grad[start:stop, :, : b + 1] for start, stop in level.ring_row_blocks])
-    picked = rows.reshape(p * bc, b + 1) @ level.ring_rows_dft.mH
+    p = ring.rows_pick.shape[0] // 2
+    rows = torch.cat([grad[start:stop, :, : b + 1] for start, stop in ring.row_blocks])
+    picked = rows.reshape(p * bc, b + 1) @ ring.rows_dft.mH
     picked = torch.view_as_real(picked).view(p, bc * r, 2).permute(2, 0, 1).reshape(2 * p, -1)
-    grad_y = level.ring_rows_pick.T @ picked
+    grad_y = ring.rows_pick.T @ picked
     if inner >= 0:
-        below = [grad[start:stop, :, inner + 1 : b + 1] for start, stop in level.below_blocks]
-        cols = level.ring_cols_dft.mH @ torch.cat(below).permute(2, 0, 1)  # [D, r, BC]
+        below = [grad[start:stop, :, inner + 1 : b + 1] for start, stop in ring.below_blocks]
+        cols = ring.cols_dft.mH @ torch.cat(below).permute(2, 0, 1)  # [D, r, BC]
         cols = torch.cat([cols.real, cols.imag]).view(-1, r * bc)
-        grad_y.view(r * bc, r).addmm_(cols.T, level.ring_cols_pick)
+        grad_y.view(r * bc, r).addmm_(cols.T, ring.cols_pick)
     return grad_y.view(r * bc, r)
 
 
+def _pool(y: Tensor, level: Level2d) -> tuple[Tensor, Tensor, Tensor]:
+    """The pooled variant's step between the activation and the ring: keep the pooled grid's
+    band, then max-pool 2 x 2 (ceil mode). y [r * BC, r] -> [m * BC, m] (natural row order),
+    and which row of each pair of rows ([m, BC, 2m]) and which column of each pair of columns
+    ([m, BC, m]) held the maximum."""
+    r, m = level.size, output_size(level.size, pooled=True)
+    bc = y.shape[0] // r
+    low = (level.lowpass_rows @ y.view(r, bc * r)).view(r * bc, r) @ level.lowpass_cols.T
+    # Padding with -inf makes the last window of an odd grid the ceil mode's partial window.
+    padded = torch.nn.functional.pad(
+        low.view(r, bc, r), (0, 2 * m - r, 0, 0, 0, 2 * m - r), value=-torch.inf
+    )
+    # The larger of each pair of rows, then of each pair of columns: the window's maximum,
+    # without gathering the windows.
+    rows, row_index = padded.view(m, 2, bc, 2 * m).max(1)
+    pooled, col_index = rows.view(m, bc, m, 2).max(-1)
+    return pooled.view(m * bc, m), row_index, col_index
+
+
+def _pool_backward(grad: Tensor, row_index: Tensor, col_index: Tensor, level: Level2d) -> Tensor:
+    """The gradient of ``_pool``: grad [m * BC, m] -> [r * BC, r]."""
+    r, (m, bc) = level.size, col_index.shape[:2]
+    cols = grad.new_zeros(m, bc, m, 2).scatter_(-1, col_index[..., None], grad.view(m, bc, m, 1))
+    rows = grad.new_zeros(m, 2, bc, 2 * m)
+    rows.scatter_(1, row_index[:, None], cols.view(m, 1, bc, 2 * m))
+    low = rows.view(2 * m, bc, 2 * m)[:r, :, :r].reshape(r * bc, r) @ level.lowpass_cols
+    return level.lowpass_rows.T @ low.view(r, bc * r)
+
+
 class _Rings2d(torch.autograd.Function):
-    """Every level's ring; the backward keeps only each level's pre-activation."""
+    """Every level's ring; the backward keeps only each level's pre-activation (and, pooled,
+    where each window's maximum was)."""
 
     @staticmethod
-    def forward(ctx, spec, scale, shift, levels, activation):
-        b, c, k, kc = spec.shape
+    def forward(ctx, spec, scale, shift, levels, activation, out_compact):
+        b, c, _, _ = spec.shape
         even, odd = _even_odd(spec)
-        out = spec.new_zeros(k, b * c, kc)
-        pre_activations = []
+        out = spec.new_zeros(out_compact, b * c, out_compact // 2 + 1)
+        saved = []
         for index, level in enumerate(levels):
             level_scale = None if scale is None else scale[index]
             level_shift = None if shift is None else shift[index]
             x = _level_space(even, odd, level, level_scale, level_shift)
-            pre_activations.append(x)
-            _ring_forward(activation(x), level, out)
+            y = activation(x)
+            if level.lowpass_rows is None:
+                saved.append(x)
+            else:
+                y, row_index, col_index = _pool(y, level)
+                saved.extend([x, row_index.to(torch.uint8), col_index.to(torch.uint8)])
+            _ring_forward(y, level.ring, out)
         ctx.levels, ctx.activation, ctx.batch = levels, activation, (b, c)
-        ctx.save_for_backward(even, odd, scale, *pre_activations)
+        ctx.save_for_backward(even, odd, scale, *saved)
         return out.unflatten(1, (b, c)).permute(1, 2, 0, 3)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        even, odd, scale, *pre_activations = ctx.saved_tensors
+        even, odd, scale, *saved = ctx.saved_tensors
         grad = grad.permute(2, 0, 1, 3).flatten(1, 2)
         grad_even, grad_odd = torch.zeros_like(even), torch.zeros_like(odd)
         norm = scale is not None
         grad_scale = torch.empty_like(scale) if norm else None
         grad_shift = torch.empty_like(scale) if norm else None
-        for index, (level, x) in enumerate(zip(ctx.levels, pre_activations)):
-            b = level.band
-            grad_x = _activation_backward(ctx.activation, x, _ring_backward(grad, level))
+        saved = iter(saved)
+        for index, level in enumerate(ctx.levels):
+            b, x = level.band, next(saved)
+            grad_y = _ring_backward(grad, level.ring)
+            if level.lowpass_rows is not None:
+                row_index, col_index = next(saved).long(), next(saved).long()
+                grad_y = _pool_backward(grad_y, row_index, col_index, level)
+            grad_x = _activation_backward(ctx.activation, x, grad_y.view_as(x))
             level_scale = scale[index] if norm else None
             grad_crops, level_grad_scale, level_grad_shift = _level_space_backward(
                 grad_x, even, odd, level, level_scale
@@ -291,7 +379,7 @@ class _Rings2d(torch.autograd.Function):
             if norm:
                 grad_scale[index], grad_shift[index] = level_grad_scale, level_grad_shift
         grad_spec = _even_odd_backward(grad_even, grad_odd, ctx.batch)
-        return grad_spec, grad_scale, grad_shift, None, None
+        return grad_spec, grad_scale, grad_shift, None, None, None
 
 
 def apply_levels_2d(
@@ -301,10 +389,12 @@ def apply_levels_2d(
     scale: Tensor | None = None,
     shift: Tensor | None = None,
 ) -> Tensor:
-    """spec: compact [B, C, K, Kc] (Hermitian zero column) -> [B, C, K, Kc]: every level's ring
-    of ``activation(scale * D_r x + shift)``; scale, shift: [B, C, L] per level (the instance
-    norm), or None."""
+    """spec: compact [B, C, K, Kc] (Hermitian zero column) -> [B, C, K', K' // 2 + 1]: every
+    level's ring of ``activation(scale * D_r x + shift)`` (pooled: of its low-pass and max-pool),
+    in the compact layout of the output grid (K' = K, or that of the pooled grid);
+    scale, shift: [B, C, L] per level (the instance norm), or None."""
     if scale is not None:
         scale = scale.flatten(0, 1).T.contiguous()
         shift = shift.flatten(0, 1).T.contiguous()
-    return _Rings2d.apply(spec, scale, shift, levels, activation)
+    out_compact = 2 * max(level.ring.band for level in levels) + 1
+    return _Rings2d.apply(spec, scale, shift, levels, activation, out_compact)
