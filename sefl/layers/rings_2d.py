@@ -1,5 +1,5 @@
-"""The fast path of ``ScaleEqNonlin2d``: each level with exact-size DFT matrices and a
-hand-written backward pass.
+"""The fast path of ``ScaleEqNonlin2d`` and ``ScaleEqMaxPool2d``: each level with exact-size
+DFT matrices and a hand-written backward pass.
 
 For each level r of the plan (ascending; ``sefl.layers.levels``):
 
@@ -15,6 +15,10 @@ level's rows are kept in the order 0, 1, .., r // 2, then the mirrors r - 1, r -
 matrix that acts along the rows uses that order. The norm's scale is applied while E and O are
 cropped to the level's band (it commutes with the transform) and its shift to the zero column, so
 the norm adds no pass over the level.
+
+The max-pool variant inserts two steps between the activation and the ring: the low-pass to
+the band of the pooled grid ceil(r / 2) (a real r x r product along each axis) and the 2 x 2
+max-pool (ceil mode); its ring is taken on the pooled grid.
 
 Spectra are in the compact layout of the input's band: ``K = 2H + 1`` rows with ``H = band(n)``
 (``fit_spectrum(spec, K)``), ``H + 1`` columns; ``BC`` is batch x channels.
