@@ -67,23 +67,23 @@ def band_power_weights(sizes: tuple[int, ...], compact: int, ndim: int) -> Tenso
     return torch.stack([((radius <= band(r)) & (radius > 0)).double() * twice for r in sizes])
 
 
-def columns_inverse(sizes, kc: int, padded: int) -> Tensor:
-    """[L, 2 Kc, R] real: interleaved (re, im) half-axis coefficients -> an r-point signal."""
-    q = torch.arange(kc, dtype=torch.float64)[:, None]
-    j = torch.arange(padded, dtype=torch.float64)[None, :]
-    mats = []
-    for r in sizes:
-        weight = torch.where(q == 0, 1.0, 2.0) * ((q <= band(r)) & (j < r))
-        phase = TWO_PI * q * j / r
-        mats.append(torch.stack([weight * phase.cos(), -weight * phase.sin()], 1).flatten(0, 1))
-    return torch.stack(mats)
+def columns_inverse(r: int) -> Tensor:
+    """[2 (b + 1), r] real with b = band(r): the interleaved (re, im) half-axis coefficients
+    0..b of a real r-point signal -> the signal."""
+    q = torch.arange(band(r) + 1, dtype=torch.float64)[:, None]
+    j = torch.arange(r, dtype=torch.float64)[None, :]
+    weight = torch.where(q == 0, 1.0, 2.0)
+    phase = TWO_PI * q * j / r
+    return torch.stack([weight * phase.cos(), -weight * phase.sin()], 1).flatten(0, 1)
 
 
-def half_forward(frequencies: Tensor, r: int, padded: int) -> Tensor:
-    """[R, F] complex: (1/r) exp(-2 pi i q j / r) for j < r, the DFT at the given frequencies."""
-    j = torch.arange(padded, dtype=torch.float64)[:, None]
-    keep = (j < r).double() / r
-    return torch.polar(keep.expand(-1, len(frequencies)), -TWO_PI * j * frequencies.double() / r)
+def half_forward(frequencies: Tensor, r: int) -> Tensor:
+    """[r, F] complex: (1/r) exp(-2 pi i q j / r), the r-point DFT at the given frequencies."""
+    j = torch.arange(r, dtype=torch.float64)[:, None]
+    return torch.polar(
+        torch.full((r, len(frequencies)), 1.0 / r, dtype=torch.float64),
+        -TWO_PI * j * frequencies.double() / r,
+    )
 
 
 @dataclass(frozen=True)
@@ -103,12 +103,12 @@ def levels_1d(plan: LevelPlan, dtype: torch.dtype, device) -> tuple[Level1d, ...
     levels = []
     for r, inner in zip(plan.sizes, plan.inner):
         b, inner_band = band(r), band(inner) if inner else -1
-        ring = half_forward(torch.arange(inner_band + 1, b + 1), r, r)
+        ring = half_forward(torch.arange(inner_band + 1, b + 1), r)
         levels.append(
             Level1d(
                 size=r,
                 band=b,
-                inverse=columns_inverse((r,), b + 1, r)[0].to(dtype=dtype, device=device),
+                inverse=columns_inverse(r).to(dtype=dtype, device=device),
                 ring=torch.view_as_real(ring).flatten(1).to(dtype=dtype, device=device),
             )
         )

@@ -111,16 +111,16 @@ def _ring(r: int, inner_band: int, compact: int, row_order: Tensor, real, cplx) 
     ring_rows = [k for k in kx if abs(k) > inner_band]
     below = list(range(inner_band + 1)) + list(range(-inner_band, 0))
     columns = torch.arange(inner_band + 1, b + 1) if inner_band >= 0 else torch.arange(0)
-    picked_rows = half_forward(torch.tensor(ring_rows), r, r)[row_order]
-    picked_cols = half_forward(columns, r, r)
+    picked_rows = half_forward(torch.tensor(ring_rows), r)[row_order]
+    picked_cols = half_forward(columns, r)
     return Ring(
         size=r,
         band=b,
         inner_band=inner_band,
         rows_pick=torch.cat([picked_rows.real.T, picked_rows.imag.T]).to(**real),
-        rows_dft=half_forward(torch.arange(b + 1), r, r).to(**cplx),
+        rows_dft=half_forward(torch.arange(b + 1), r).to(**cplx),
         cols_pick=torch.cat([picked_cols.real.T, picked_cols.imag.T]).to(**real),
-        cols_dft=half_forward(torch.tensor(below, dtype=torch.long), r, r)[row_order].T.to(**cplx),
+        cols_dft=half_forward(torch.tensor(below, dtype=torch.long), r)[row_order].T.to(**cplx),
         row_blocks=_blocks(ring_rows, compact),
         below_blocks=_blocks(below, compact),
     )
@@ -157,7 +157,7 @@ def _level_2d(
         band=b,
         even_rows=angle.cos().to(**real),
         odd_rows=angle[:, 1:].sin().to(**real),
-        inverse_cols=columns_inverse((r,), b + 1, r)[0].to(**real),
+        inverse_cols=columns_inverse(r).to(**real),
         ring=ring,
         **extra,
     )
