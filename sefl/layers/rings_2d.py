@@ -35,7 +35,7 @@ from torch.autograd.function import once_differentiable
 
 from sefl.layers.level_transforms import columns_inverse, half_forward
 from sefl.layers.levels import LevelPlan, output_size
-from sefl.spectral import band
+from sefl.spectral import band, fit_spectrum, to_space, to_spectrum
 
 __all__ = ["Level2d", "apply_levels_2d", "levels_2d"]
 
@@ -126,12 +126,12 @@ def _ring(r: int, inner_band: int, compact: int, row_order: Tensor, real, cplx) 
     )
 
 
-def _lowpass(r: int, kept_band: int) -> Tensor:
-    """[r, r]: the real r-point signal's projection onto the frequencies |k| <= kept_band."""
-    offset = torch.arange(r, dtype=torch.float64)
-    offset = offset[:, None] - offset[None, :]
-    k = torch.arange(1, kept_band + 1, dtype=torch.float64)
-    return (1 + 2 * torch.cos(2 * torch.pi * offset[..., None] * k / r).sum(-1)) / r
+def _lowpass(r: int, m: int) -> Tensor:
+    """[r, r]: keeping the band of an m-point grid, on a real r-point signal (D_m, then back to
+    r points, as ``sefl.spectral`` defines them); row i holds the response to an impulse at i,
+    and the matrix is symmetric."""
+    impulses = to_spectrum(torch.eye(r, dtype=torch.float64), ndim=1)
+    return to_space(fit_spectrum(fit_spectrum(impulses, m, 1, r), r, 1, m), r, ndim=1)
 
 
 def _level_2d(
@@ -147,7 +147,7 @@ def _level_2d(
     extra = {}
     if pooled:
         pooled_size = output_size(r, pooled=True)
-        lowpass = _lowpass(r, band(pooled_size))
+        lowpass = _lowpass(r, pooled_size)
         ring = _ring(pooled_size, inner_band, compact, torch.arange(pooled_size), real, cplx)
         extra = {"lowpass_rows": lowpass[:, mirror].to(**real), "lowpass_cols": lowpass.to(**real)}
     else:
