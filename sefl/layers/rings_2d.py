@@ -254,6 +254,19 @@ def _level_space_backward(grad_x: Tensor, even, odd, level: Level2d, scale):
     return grad_crops, grad_scale, grad_shift
 
 
+def _write_blocks(out: Tensor, values: Tensor, blocks: Blocks, columns: slice) -> None:
+    """out[rows of ``blocks``, :, columns] = values (its rows in the order of the blocks)."""
+    done = 0
+    for start, stop in blocks:
+        out[start:stop, :, columns] = values[done : done + stop - start]
+        done += stop - start
+
+
+def _read_blocks(grad: Tensor, blocks: Blocks, columns: slice) -> Tensor:
+    """The rows of ``blocks`` of grad[:, :, columns], in the order of the blocks."""
+    return torch.cat([grad[start:stop, :, columns] for start, stop in blocks])
+
+
 def _ring_forward(y: Tensor, ring: Ring, out: Tensor) -> None:
     """Write the ring of DFT_r(y) into ``out`` [K, BC, Kc] (compact layout, complex);
     y: [r * BC, r] (rows, BC, columns)."""
@@ -263,10 +276,7 @@ def _ring_forward(y: Tensor, ring: Ring, out: Tensor) -> None:
     picked = (ring.rows_pick @ y.view(r, bc * r)).view(2, p, bc, r)
     picked = torch.complex(picked[0], picked[1]).view(p * bc, r)
     ring_rows = (picked @ ring.rows_dft).view(p, bc, b + 1)
-    done = 0
-    for start, stop in ring.row_blocks:
-        out[start:stop, :, : b + 1] = ring_rows[done : done + stop - start]
-        done += stop - start
+    _write_blocks(out, ring_rows, ring.row_blocks, slice(0, b + 1))
     if inner < 0:
         return
     d = b - inner
@@ -274,12 +284,7 @@ def _ring_forward(y: Tensor, ring: Ring, out: Tensor) -> None:
     # product with only 2D output columns.
     cols = (ring.cols_pick @ y.T).view(2, d, r, bc)
     ring_cols = ring.cols_dft @ torch.complex(cols[0], cols[1])  # [D, rows below, BC]
-    done = 0
-    for start, stop in ring.below_blocks:
-        out[start:stop, :, inner + 1 : b + 1] = ring_cols[:, done : done + stop - start].permute(
-            1, 2, 0
-        )
-        done += stop - start
+    _write_blocks(out, ring_cols.permute(1, 2, 0), ring.below_blocks, slice(inner + 1, b + 1))
 
 
 def _ring_backward(grad: Tensor, ring: Ring) -> Tensor:
@@ -287,13 +292,13 @@ def _ring_backward(grad: Tensor, ring: Ring) -> Tensor:
     r, b, inner = ring.size, ring.band, ring.inner_band
     bc = grad.shape[1]
     p = ring.rows_pick.shape[0] // 2
-    rows = torch.cat([grad[start:stop, :, : b + 1] for start, stop in ring.row_blocks])
+    rows = _read_blocks(grad, ring.row_blocks, slice(0, b + 1))
     picked = rows.reshape(p * bc, b + 1) @ ring.rows_dft.mH
     picked = torch.view_as_real(picked).view(p, bc * r, 2).permute(2, 0, 1).reshape(2 * p, -1)
     grad_y = ring.rows_pick.T @ picked
     if inner >= 0:
-        below = [grad[start:stop, :, inner + 1 : b + 1] for start, stop in ring.below_blocks]
-        cols = ring.cols_dft.mH @ torch.cat(below).permute(2, 0, 1)  # [D, r, BC]
+        below = _read_blocks(grad, ring.below_blocks, slice(inner + 1, b + 1))
+        cols = ring.cols_dft.mH @ below.permute(2, 0, 1)  # [D, r, BC]
         cols = torch.cat([cols.real, cols.imag]).view(-1, r * bc)
         grad_y.view(r * bc, r).addmm_(cols.T, ring.cols_pick)
     return grad_y.view(r * bc, r)
