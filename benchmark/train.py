@@ -370,9 +370,6 @@ def run_trial(
             loss_sum += loss.item() * len(y)
             correct += int((logits.argmax(-1) == y).sum())
             seen += len(y)
-        if seen == 0:
-            raise ValueError(f"no training batches: the train split of {trial['task']} has fewer "
-                             f"images per resolution than batch_size {plan.batch_size}")
         step_s = time.perf_counter() - started
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()

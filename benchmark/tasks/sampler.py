@@ -10,16 +10,33 @@ from torch import Tensor
 
 from benchmark.tasks.seeding import seeded_generator
 
-__all__ = ["ResolutionBatchSampler"]
+__all__ = ["ResolutionBatchSampler", "batch_sizes"]
+
+
+def batch_sizes(count: int, batch_size: int, merge_single: bool) -> list[int]:
+    """The sizes of the batches ``count`` items of one resolution are cut into.
+
+    Full batches of ``batch_size``, then the remainder as one last, smaller batch, so every item
+    is served. ``merge_single``: a remainder of exactly one item joins the batch before it
+    (that batch holds ``batch_size + 1``), because batch norm cannot train on a batch of one;
+    a resolution with a single item still gives a batch of one.
+    """
+    sizes = [batch_size] * (count // batch_size)
+    remainder = count % batch_size
+    if remainder == 1 and merge_single and sizes:
+        sizes[-1] += 1
+    elif remainder:
+        sizes.append(remainder)
+    return sizes
 
 
 class ResolutionBatchSampler:
     """Index batches of one resolution each; usable as a torch ``DataLoader`` batch_sampler.
 
-    resolutions: ``[n]`` the resolution of every item. ``shuffle``: items are shuffled within
-    each resolution and the batches of all resolutions are interleaved in a random order, both
-    seeded by ``(seed, epoch)``; otherwise resolutions come in ascending order and items in
-    index order. ``drop_last``: the last incomplete batch of each resolution is dropped.
+    resolutions: ``[n]`` the resolution of every item; every item is in exactly one batch.
+    ``shuffle``: items are shuffled within each resolution and the batches of all resolutions
+    are interleaved in a random order, both seeded by ``(seed, epoch)``; otherwise resolutions
+    come in ascending order and items in index order. ``merge_single``: see ``batch_sizes``.
     """
 
     def __init__(
@@ -27,14 +44,14 @@ class ResolutionBatchSampler:
         resolutions: Tensor,
         batch_size: int,
         shuffle: bool,
-        drop_last: bool,
+        merge_single: bool,
         seed: int = 0,
         epoch: int = 0,
     ):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r} must be an int >= 1")
         self.resolutions = resolutions
-        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.batch_size, self.shuffle, self.merge_single = batch_size, shuffle, merge_single
         self.seed, self.epoch = seed, epoch
 
     def batches(self) -> list[tuple[int, Tensor]]:
@@ -45,9 +62,8 @@ class ResolutionBatchSampler:
             members = torch.nonzero(self.resolutions == r).flatten()
             if generator is not None:
                 members = members[torch.randperm(len(members), generator=generator)]
-            for chunk in torch.split(members, self.batch_size):
-                if len(chunk) == self.batch_size or not self.drop_last:
-                    batches.append((r, chunk))
+            sizes = batch_sizes(len(members), self.batch_size, self.merge_single)
+            batches.extend((r, chunk) for chunk in torch.split(members, sizes))
         if generator is not None:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
         return batches
@@ -56,7 +72,5 @@ class ResolutionBatchSampler:
         return (indices.tolist() for _, indices in self.batches())
 
     def __len__(self) -> int:
-        counts = torch.unique(self.resolutions, return_counts=True)[1]
-        if self.drop_last:
-            return int((counts // self.batch_size).sum())
-        return int(((counts + self.batch_size - 1) // self.batch_size).sum())
+        counts = torch.unique(self.resolutions, return_counts=True)[1].tolist()
+        return sum(len(batch_sizes(c, self.batch_size, self.merge_single)) for c in counts)

@@ -61,10 +61,13 @@ class Task(TaskLayout):
     ) -> ResolutionLoader:
         """Batches ``(x [B, C, r, r], y [B], r)`` of one resolution each (1D: ``[B, C, r]``).
 
-        "train": shuffled (unless ``shuffle=False``) by (seed, epoch), training augmentation,
-        the last incomplete batch of each resolution dropped. "val"/"test": in order, every
-        item kept. ``input_mode="canvas"`` serves x on ``self.canvas`` (r still names the
-        native resolution). ``limit``: at most that many batches.
+        Every item is served once per epoch, at any batch size: each resolution gives full
+        batches and one smaller last batch. "train": shuffled (unless ``shuffle=False``) by
+        (seed, epoch), training augmentation, and no batch of one (a last batch of one joins the
+        batch before it; a resolution with a single training item is refused), because batch
+        norm cannot train on one image. "val"/"test": in order. ``input_mode="canvas"`` serves
+        x on ``self.canvas`` (r still names the native resolution). ``limit``: at most that
+        many batches.
         """
         if split not in SPLITS:
             raise ValueError(f"split={split!r} must be one of {SPLITS}")
@@ -80,25 +83,26 @@ class Task(TaskLayout):
             data.resolutions,
             batch_size,
             shuffle=train if shuffle is None else shuffle,
-            drop_last=train,
+            merge_single=train,
             seed=seed,
             epoch=epoch,
         )
-        if train:
-            self._check_batch_fits(data, batch_size)
+        if train and batch_size > 1:
+            self._check_no_single_batch(data)
         canvas = self.canvas if input_mode == "canvas" else None
         return ResolutionLoader(data, sampler, train, canvas, self.canvas_mode, self.ndim, limit)
 
     @staticmethod
-    def _check_batch_fits(data: ScaleSplit, batch_size: int) -> None:
-        # Dropping incomplete batches would silently drop every item of a small resolution.
+    def _check_no_single_batch(data: ScaleSplit) -> None:
+        # A resolution with one training item can only be served as a batch of one.
         values, counts = torch.unique(data.resolutions, return_counts=True)
-        smallest = int(counts.argmin())
-        if batch_size > int(counts[smallest]):
+        single = values[counts == 1].tolist()
+        if single:
+            n = len(values)
             raise ValueError(
-                f"batch_size={batch_size} exceeds the {int(counts[smallest])} training items at "
-                f"resolution {int(values[smallest])}, which would all be dropped; use a "
-                f"batch_size <= {int(counts.min())} or more training items"
+                f"the train split has a single item at resolution(s) {single}, which would be "
+                f"a training batch of one (batch norm cannot train on it); use n_train >= "
+                f"{2 * n} (two per resolution, {n} resolutions)"
             )
 
     def equivariance_images(self, n: int, seed: int = 0) -> Tensor:

@@ -6,7 +6,7 @@ from torch.utils.data import DataLoader
 
 from benchmark.tasks.dataset import GroupedStore, ScaleSplit
 from benchmark.tasks.resolutions import downscale_groups
-from benchmark.tasks.sampler import ResolutionBatchSampler
+from benchmark.tasks.sampler import ResolutionBatchSampler, batch_sizes
 from benchmark.tasks.task import Task
 from sefl.spectral import resample
 
@@ -17,21 +17,44 @@ def _batches(**kwargs):
     return ResolutionBatchSampler(RESOLUTIONS, **kwargs).batches()
 
 
-@pytest.mark.parametrize("batch_size", [1, 2, 3, 5])
-def test_training_batches_are_full_single_resolution_and_drop_the_rest(batch_size):
-    sampler = ResolutionBatchSampler(RESOLUTIONS, batch_size, shuffle=True, drop_last=True)
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 4, 5, 6, 7, 128])
+def test_training_batches_use_every_item_once_with_one_resolution_and_no_batch_of_one(
+    batch_size,
+):
+    sampler = ResolutionBatchSampler(RESOLUTIONS, batch_size, shuffle=True, merge_single=True)
     batches = sampler.batches()
-    counts = {r: int((RESOLUTIONS == r).sum()) for r in (8, 9, 10)}
-    assert len(batches) == len(sampler) == sum(c // batch_size for c in counts.values())
-    for r, indices in batches:
-        assert len(indices) == batch_size and bool((RESOLUTIONS[indices] == r).all())
+    assert len(batches) == len(sampler)
     used = torch.cat([i for _, i in batches])
-    assert len(torch.unique(used)) == len(used)
+    assert sorted(used.tolist()) == list(range(len(RESOLUTIONS)))  # each item exactly once
+    for r, indices in batches:
+        assert bool((RESOLUTIONS[indices] == r).all())
+        assert len(indices) <= batch_size + 1
+        assert len(indices) >= 2 or batch_size == 1
+    # 7 eights, 5 nines, 5 tens, e.g. at 3: [3, 4], [3, 2], [3, 2].
+    assert len(batches) == {1: 17, 2: 7, 3: 6, 4: 4, 5: 4, 6: 3, 7: 3, 128: 3}[batch_size]
+
+
+@pytest.mark.parametrize(
+    "count, batch_size, merge, sizes",
+    [
+        (47, 128, True, [47]),
+        (129, 128, True, [129]),
+        (129, 128, False, [128, 1]),
+        (257, 128, True, [128, 129]),
+        (300, 128, True, [128, 128, 44]),
+        (1, 128, True, [1]),
+        (0, 4, True, []),
+        (5, 1, True, [1] * 5),
+    ],
+)
+def test_batch_sizes_keep_the_remainder_and_merge_a_single_one(count, batch_size, merge, sizes):
+    assert batch_sizes(count, batch_size, merge) == sizes
+    assert sum(sizes) == count
 
 
 @pytest.mark.parametrize("batch_size", [2, 4, 100])
 def test_eval_batches_keep_every_item_in_order(batch_size):
-    sampler = ResolutionBatchSampler(RESOLUTIONS, batch_size, shuffle=False, drop_last=False)
+    sampler = ResolutionBatchSampler(RESOLUTIONS, batch_size, shuffle=False, merge_single=False)
     batches = sampler.batches()
     assert len(batches) == len(sampler)
     assert [r for r, _ in batches] == sorted(r for r, _ in batches)
@@ -43,18 +66,18 @@ def test_eval_batches_keep_every_item_in_order(batch_size):
 
 
 def test_batch_order_follows_seed_and_epoch():
-    base = _batches(batch_size=2, shuffle=True, drop_last=True, seed=0, epoch=0)
-    same = _batches(batch_size=2, shuffle=True, drop_last=True, seed=0, epoch=0)
+    base = _batches(batch_size=2, shuffle=True, merge_single=True, seed=0, epoch=0)
+    same = _batches(batch_size=2, shuffle=True, merge_single=True, seed=0, epoch=0)
     flat = lambda bs: [i.tolist() for _, i in bs]
     assert flat(base) == flat(same)
-    assert flat(base) != flat(_batches(batch_size=2, shuffle=True, drop_last=True, seed=1, epoch=0))
-    assert flat(base) != flat(_batches(batch_size=2, shuffle=True, drop_last=True, seed=0, epoch=1))
+    assert flat(base) != flat(_batches(batch_size=2, shuffle=True, merge_single=True, seed=1, epoch=0))
+    assert flat(base) != flat(_batches(batch_size=2, shuffle=True, merge_single=True, seed=0, epoch=1))
 
 
 @pytest.mark.parametrize("batch_size", [0, -1, 2.0, True])
 def test_bad_batch_size_is_named(batch_size):
     with pytest.raises(ValueError, match="batch_size"):
-        ResolutionBatchSampler(RESOLUTIONS, batch_size, shuffle=False, drop_last=False)
+        ResolutionBatchSampler(RESOLUTIONS, batch_size, shuffle=False, merge_single=False)
 
 
 def _task(canvas_mode="pad", augment=None):
@@ -124,7 +147,7 @@ def test_loader_serves_labels_limit_and_len():
     assert len(batches) == len(loader) == 7  # 7 eights, 5 nines, 5 tens -> 3 + 2 + 2
     assert len(list(task.loader("train", 2, limit=4))) == len(task.loader("train", 2, limit=4)) == 4
     for x, y, r in batches:
-        assert x.shape == (2, 2, r, r) and y.dtype == torch.long
+        assert x.shape == (len(y), 2, r, r) and len(y) in (2, 3) and y.dtype == torch.long
 
 
 def test_loader_applies_training_augmentation_only_to_train():
@@ -137,14 +160,25 @@ def test_loader_applies_training_augmentation_only_to_train():
     task, _ = _task(augment=mark)
     train = next(iter(task.loader("train", 2)))[0]
     test = next(iter(task.loader("test", 2)))[0]
-    assert calls == [2] and train.min() > 10 and test.max() < 10
+    assert calls == [len(train)] and train.min() > 10 and test.max() < 10
 
 
-def test_loader_rejects_batches_larger_than_a_resolution_and_bad_arguments():
+def test_loader_serves_every_training_item_at_a_batch_larger_than_a_resolution():
     task, _ = _task()
-    with pytest.raises(ValueError, match="batch_size=6 exceeds the 5 training items"):
-        task.loader("train", 6)
-    assert len(task.loader("test", 6)) == 4  # 7 eights -> 2 batches, nines, tens
+    batches = list(task.loader("train", 6, seed=1))
+    # 7 eights -> 6 + 1 merged into 7, 5 nines, 5 tens: one batch each.
+    assert sorted(len(y) for _, y, _ in batches) == [5, 5, 7]
+    assert sum(len(y) for _, y, _ in batches) == len(RESOLUTIONS)
+    assert len(task.loader("test", 6)) == 4  # 7 eights -> 6 + 1 (no merging), nines, tens
+
+
+def test_loader_refuses_a_resolution_with_one_training_item_and_bad_arguments():
+    task, _ = _task()
+    single = task.splits["train"]
+    single.resolutions = torch.where(torch.arange(len(RESOLUTIONS)) == 3, 11, RESOLUTIONS)
+    with pytest.raises(ValueError, match=r"single item at resolution\(s\) \[11\].*n_train >= 8"):
+        task.loader("train", 2)
+    assert len(task.loader("train", 1)) == len(RESOLUTIONS)  # batches of one were asked for
     with pytest.raises(ValueError, match="split='dev'"):
         task.loader("dev", 2)
     with pytest.raises(ValueError, match="input_mode='padded'"):
@@ -155,7 +189,7 @@ def test_loader_rejects_batches_larger_than_a_resolution_and_bad_arguments():
 
 def test_sampler_works_with_torch_dataloader():
     task, _ = _task()
-    sampler = ResolutionBatchSampler(RESOLUTIONS, 2, shuffle=False, drop_last=False)
+    sampler = ResolutionBatchSampler(RESOLUTIONS, 2, shuffle=False, merge_single=False)
     ours = list(task.loader("test", 2))
     for (x, y, r), (xo, yo, ro) in zip(
         DataLoader(task.splits["test"], batch_sampler=sampler), ours
