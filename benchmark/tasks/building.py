@@ -30,13 +30,14 @@ def plan_pool(
     dataset: str,
 ) -> tuple[dict[str, int], dict]:
     """(split sizes, metadata) for a pool of ``pool`` images read from ``files``: the sizes
-    asked for, reduced proportionally when part of the protocol's ``full_pool`` is missing."""
-    requested = requested_sizes(options, protocol_sizes)
-    sizes, warning = plan_sizes(requested, pool, full_pool, dataset)
+    asked for, the test split (and sizes left to the protocol) reduced when part of the
+    protocol's ``full_pool`` is missing (``splits.plan_sizes``)."""
+    written = {split: options[f"n_{split}"] for split in SPLITS}
+    sizes, warning = plan_sizes(written, protocol_sizes, pool, full_pool, dataset)
     metadata = {
         **files.describe(),
         "pool_size": pool,
-        "requested_sizes": requested,
+        "requested_sizes": requested_sizes(options, protocol_sizes),
         "reduced_size_warning": warning,
     }
     return sizes, metadata

@@ -10,7 +10,8 @@ take it at r x r, "canvas" models zero-padded (or ideally up-sampled) to 28 x 28
 Every item is at 28; ``resolutions`` are those of the equivariance measurement.
 
 Both: the MNIST splits present are pooled (70k with train and test) and split stratified into
-train 10,000 / val 2,000 / test 50,000, proportionally fewer when only part of MNIST is there.
+train 10,000 / val 2,000 / test 50,000. When only part of MNIST is there, a written n_train or
+n_val is kept and the test split shrinks to the images left (``splits.plan_sizes``).
 """
 
 from __future__ import annotations

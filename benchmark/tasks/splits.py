@@ -10,33 +10,61 @@ __all__ = ["SPLITS", "plan_sizes", "stratified_split"]
 SPLITS = ("train", "val", "test")
 
 
+def _shown(sizes: dict[str, int]) -> str:
+    return " / ".join(f"{name} {size}" for name, size in sizes.items())
+
+
 def plan_sizes(
-    requested: dict[str, int], pool: int, full_pool: int, dataset: str
+    written: dict[str, int | None],
+    protocol: dict[str, int],
+    pool: int,
+    full_pool: int,
+    dataset: str,
 ) -> tuple[dict[str, int], str | None]:
     """The split sizes to build from ``pool`` images, and a warning when they were reduced.
 
-    Requested sizes that fit in the pool are used as they are. When they do not and the pool is
-    smaller than the protocol's full pool (``full_pool``: e.g. 70,000 MNIST images when only
-    the 10k test split is present), every size is scaled by ``pool / full_pool`` so the
-    protocol keeps its proportions. Anything else raises ValueError.
+    written: per split the size the user asked for, None for the protocol's (``protocol``).
+    Sizes that fit in the pool are used as they are. When they do not and the pool is smaller
+    than the protocol's full pool (``full_pool``: e.g. 70,000 MNIST images when only the 10k
+    test split is present), an n_train or n_val the user wrote is never changed: when train and
+    val do not fit, the sizes left to the protocol are scaled by ``pool / full_pool`` (its
+    proportions kept); then the test split shrinks to the images left. ValueError, with the
+    fix, when train + val leave no test image, or when more than a complete pool is asked for.
     """
-    total = sum(requested.values())
-    if total <= pool:
-        return dict(requested), None
-    if pool < full_pool:
-        sizes = {name: size * pool // full_pool for name, size in requested.items()}
-        if min(sizes.values()) >= 1:
-            shown = " / ".join(f"{name} {size}" for name, size in sizes.items())
-            asked = " / ".join(f"{name} {size}" for name, size in requested.items())
-            warning = (
-                f"{dataset}: only {pool} of the protocol's {full_pool} images are present; "
-                f"building at proportionally reduced sizes {shown} (protocol: {asked})"
-            )
-            return sizes, warning
-    raise ValueError(
-        f"n_train + n_val + n_test = {total} ({requested}) exceeds the {pool} {dataset} "
-        f"images available; ask for fewer"
+    sizes = {name: protocol[name] if size is None else size for name, size in written.items()}
+    if sum(sizes.values()) <= pool:
+        return sizes, None
+    if pool >= full_pool:
+        raise ValueError(
+            f"n_train + n_val + n_test = {sum(sizes.values())} ({_shown(sizes)}) exceeds the "
+            f"{pool} {dataset} images available; ask for fewer"
+        )
+    scaled = sizes["train"] + sizes["val"] >= pool
+    if scaled:
+        sizes = {
+            name: protocol[name] * pool // full_pool if written[name] is None else size
+            for name, size in sizes.items()
+        }
+    left = pool - sizes["train"] - sizes["val"]
+    if left < 1 or min(sizes.values()) < 1:
+        fixed = [f"n_{name}={written[name]}" for name in ("train", "val") if written[name]]
+        raise ValueError(
+            f"{dataset}: {_shown(sizes)} leave no test images of the {pool} images present "
+            f"(the protocol pools {full_pool}); ask for n_train + n_val <= {pool - 1}"
+            f"{' (you wrote ' + ', '.join(fixed) + ')' if fixed else ''}, or add the missing "
+            f"{dataset} files"
+        )
+    sizes["test"] = min(sizes["test"], left)
+    asked = " / ".join(
+        f"{name} {protocol[name] if size is None else size}{'' if size is None else ' (written)'}"
+        for name, size in written.items()
     )
+    how = "the protocol's sizes reduced proportionally, " if scaled else ""
+    warning = (
+        f"{dataset}: only {pool} of the protocol's {full_pool} images are present; building "
+        f"{_shown(sizes)} ({how}the test split shrunk to fit; asked: {asked})"
+    )
+    return sizes, warning
 
 
 def _allocate(size: int, remaining: Tensor) -> Tensor:

@@ -1,6 +1,6 @@
 """STL-10-scale (Rahman & Yeh, NeurIPS 2023): the 5k train and 8k test labelled STL-10 images
-pooled, split stratified into train 7,000 / val 1,000 / test 5,000 (proportionally fewer when
-less is present), every image given one resolution in 49..97 (configurable step) by ideal
+pooled, split stratified into train 7,000 / val 1,000 / test 5,000 (when less is present, the
+test split shrinks first: ``splits.plan_sizes``), every image given one resolution in 49..97 (configurable step) by ideal
 resampling of the 96 x 96 image (97 is a band-limited up-sampling).
 
 Training augmentation, before the resampling: RandomCrop(96, padding 12), horizontal flip and

@@ -183,6 +183,19 @@ def test_default_sizes_are_reduced_with_one_warning(real_dir, cache_dir, caplog)
     assert task.metadata["reduced_size_warning"] == records[0].getMessage()
 
 
+def test_a_written_n_train_is_kept_and_the_test_split_shrinks(real_dir, cache_dir, caplog):
+    with caplog.at_level(logging.WARNING, logger="benchmark.tasks"):
+        task = get_task("mnist_scale", real_dir, cache_dir=cache_dir, n_train=1000)
+    assert task.metadata["split_sizes"] == {"train": 1000, "val": 2000, "test": 7000}
+    assert len(task.splits["train"]) == 1000
+    (record,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "train 1000 / val 2000 / test 7000" in record.getMessage()
+    # 1000 images over 21 resolutions (47 or 48 each) at the published batch 128: one batch
+    # per resolution, every image used.
+    loader = task.loader("train", 128)
+    assert len(loader) == 21 and sum(len(y) for _, y, _ in loader) == 1000
+
+
 def _fake_mnist(data_dir, splits=("train", "test"), n=60):
     rng = np.random.default_rng(0)
     for split in splits:
@@ -211,7 +224,7 @@ def test_both_splits_are_pooled(tmp_path):
         ({"canvas_mode": "crop"}, "canvas_mode='crop'"),
         ({"n_train": -5}, "n_train=-5"),
         ({"min_resolution": 29}, "min_resolution=29"),
-        ({"n_train": 100, "n_val": 20, "n_test": 100}, "exceeds the 120 MNIST images"),
+        ({"n_train": 100, "n_val": 20, "n_test": 100}, r"120 images present.*n_val <= 119"),
     ],
 )
 def test_bad_protocols_raise_and_leave_no_cache(tmp_path, protocol, message):

@@ -18,22 +18,59 @@ def _fixed_torch_seed():
 PROTOCOL = {"train": 10_000, "val": 2_000, "test": 50_000}
 
 
+UNWRITTEN = {"train": None, "val": None, "test": None}
+
+
 def test_plan_sizes_keeps_sizes_that_fit():
-    assert plan_sizes(PROTOCOL, 70_000, 70_000, "MNIST") == (PROTOCOL, None)
+    assert plan_sizes(UNWRITTEN, PROTOCOL, 70_000, 70_000, "MNIST") == (PROTOCOL, None)
     small = {"train": 300, "val": 50, "test": 400}
-    assert plan_sizes(small, 10_000, 70_000, "MNIST") == (small, None)
+    assert plan_sizes(small, PROTOCOL, 10_000, 70_000, "MNIST") == (small, None)
 
 
-def test_plan_sizes_reduces_proportionally_when_data_is_missing():
-    sizes, warning = plan_sizes(PROTOCOL, 10_000, 70_000, "MNIST")
+def test_plan_sizes_reduces_the_protocol_proportionally_when_data_is_missing():
+    sizes, warning = plan_sizes(UNWRITTEN, PROTOCOL, 10_000, 70_000, "MNIST")
     assert sizes == {"train": 1428, "val": 285, "test": 7142}
     assert "1428" in warning and "7142" in warning and "10000 of the protocol's 70000" in warning
 
 
-@pytest.mark.parametrize("pool, full", [(70_000, 70_000), (100, 100_000_000)])
-def test_plan_sizes_refuses_what_cannot_be_built(pool, full):
-    with pytest.raises(ValueError, match="exceeds"):
-        plan_sizes({"train": 60_000, "val": 6_000, "test": 6_000}, pool, full, "MNIST")
+@pytest.mark.parametrize(
+    "written, expected",
+    [
+        # The data-efficiency rows: n_train as written, the protocol's val, the rest for test.
+        ({"train": 1000, "val": None, "test": None}, {"train": 1000, "val": 2000, "test": 7000}),
+        ({"train": 2500, "val": None, "test": None}, {"train": 2500, "val": 2000, "test": 5500}),
+        ({"train": 5000, "val": None, "test": None}, {"train": 5000, "val": 2000, "test": 3000}),
+        # A written test size shrinks first; written train and val never change.
+        ({"train": 5000, "val": 1000, "test": 8000}, {"train": 5000, "val": 1000, "test": 4000}),
+        # Train and val do not fit with the protocol's val: val (not written) is scaled.
+        ({"train": 9000, "val": None, "test": None}, {"train": 9000, "val": 285, "test": 715}),
+        ({"train": None, "val": 500, "test": None}, {"train": 1428, "val": 500, "test": 7142}),
+    ],
+)
+def test_plan_sizes_never_changes_a_written_train_or_val_size(written, expected):
+    sizes, warning = plan_sizes(written, PROTOCOL, 10_000, 70_000, "MNIST")
+    assert sizes == expected
+    assert f"train {expected['train']} / val {expected['val']} / test {expected['test']}" in warning
+    assert "10000 of the protocol's 70000" in warning
+
+
+@pytest.mark.parametrize(
+    "written, message",
+    [
+        ({"train": 9000, "val": 1000, "test": None}, r"n_train \+ n_val <= 9999 \(you wrote "
+         r"n_train=9000, n_val=1000\), or add the missing MNIST files"),
+        ({"train": 10_000, "val": None, "test": None}, r"n_train \+ n_val <= 9999"),
+    ],
+)
+def test_plan_sizes_refuses_when_train_and_val_alone_do_not_fit(written, message):
+    with pytest.raises(ValueError, match=message):
+        plan_sizes(written, PROTOCOL, 10_000, 70_000, "MNIST")
+
+
+def test_plan_sizes_refuses_more_than_a_complete_pool():
+    with pytest.raises(ValueError, match="exceeds the 70000 MNIST images available"):
+        plan_sizes({"train": 60_000, "val": 6_000, "test": 6_000}, PROTOCOL, 70_000, 70_000,
+                   "MNIST")
 
 
 def _labels(counts):
