@@ -2,8 +2,10 @@
 sections 2 and 3), used by SiCNN (rescaled kernels) and SI-ConvNet (rescaled inputs).
 
 A map is resized by a factor with ``F.interpolate(scale_factor=...)`` and then cropped or
-zero-padded, centred, back to a fixed size. Centring follows ``sefl.canvas``: a smaller map
-starts at ``(size - n) // 2``, a larger one is cropped from ``(n - size) // 2``.
+zero-padded, centred, back to a fixed size. Both directions use the reference's one rule, the
+``F.pad`` amount ``before = (size - n) // 2``: a smaller map starts at ``(size - n) // 2`` (an
+odd surplus of zeros goes after it), and a larger one, whose amount is negative and floored,
+loses ``ceil((n - size) / 2)`` points at the start (an odd surplus is cropped from the start).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def check_scales(scales: Sequence[float]) -> tuple[float, ...]:
 
 def _fit_offsets(n: int, size: int) -> tuple[int, int]:
     """F.pad amounts (before, after) taking an axis of n points to size; negative crops."""
-    before = (size - n) // 2 if size >= n else -((n - size) // 2)
+    before = (size - n) // 2  # floored also when negative, so an odd crop takes the start's point
     return before, size - n - before
 
 

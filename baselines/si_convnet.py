@@ -5,9 +5,9 @@ NIPS Deep Learning Workshop 2014; as re-implemented in ISosnovik/sesn
 (``Kanazawa_SIConv2d``, ``mnist_kanazawa.py``), restated in specs/baselines.md section 3.
 
 For every scale s the layer rescales its input by s on the fixed canvas (bilinear,
-align_corners=True, centred crop or zero-pad), applies one shared convolution, rescales the
-response by 1/s back to the convolution's output canvas and takes the pointwise max over the
-scales. No scale axis is kept. The MNIST model is the CNN of section 0.4 with every conv
+align_corners=True, centred crop or zero-pad; ``rescale4d`` takes an odd crop surplus from
+the start, as the reference does), applies one shared convolution, rescales the response
+by 1/s back to the convolution's output canvas and takes the pointwise max over the scales. No scale axis is kept. The MNIST model is the CNN of section 0.4 with every conv
 replaced (7x7, pad 3, bias, scales 0.3 .. 3.33): 494,549 parameters, the CNN's count.
 """
 

@@ -7,8 +7,8 @@ Object Recognition", arXiv:1411.6369, 2014; as re-implemented in ISosnovik/sesn
 One base kernel W (k x k) is zero-padded to a canvas of ``int(k * max(scales))`` points
 (rounded up to keep W centred) and, for every scale s, resized by s (nearest for s > 1,
 bilinear with align_corners=True for s <= 1) and centre-cropped or zero-padded back to the
-canvas; each resized kernel is rescaled so that its L1 norm per (out, in) pair equals that of
-W. The first layer maps the input to S columns of C_out channels (scale-major); later layers
+canvas (``rescale4d``: an odd crop surplus goes from the start, as in the reference); each
+resized kernel is rescaled so that its L1 norm per (out, in) pair equals that of W. The first layer maps the input to S columns of C_out channels (scale-major); later layers
 convolve column s with the kernel of scale s only (``groups = S``), so the columns share one
 kernel. 1x1 kernels are not resized. BN runs over all C * S channels (not shared across
 columns) and the max over the columns is taken once, before the head.

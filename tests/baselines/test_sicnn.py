@@ -1,5 +1,7 @@
 """SiCNN's weight-shared scale columns and the fixed-canvas rescaling they use."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -8,6 +10,24 @@ from baselines.rescale import center_fit, rescale4d
 from baselines.sicnn import ColumnMax, ScaleColumnConv2d, kernel_canvas
 
 SCALES = (0.3, 0.45, 0.67, 1.0, 1.49, 2.23, 3.33)
+STL_SCALES = (0.67, 1.0, 1.5)
+
+
+def centre_of_mass(k: torch.Tensor) -> torch.Tensor:
+    """k: [..., H, W] -> [..., 2], the (row, column) centre of mass of each map."""
+    coords = [torch.arange(n, dtype=k.dtype) for n in k.shape[-2:]]
+    mass = k.sum((-2, -1))
+    rows = (k.sum(-1) * coords[0]).sum(-1) / mass
+    cols = (k.sum(-2) * coords[1]).sum(-1) / mass
+    return torch.stack([rows, cols], -1)
+
+
+def centred_bump(k: int) -> torch.Tensor:
+    """A k x k Gaussian centred on the grid, narrow enough that the largest resized copy fits
+    the kernel canvas (its edge taps are under 1e-2 of the peak)."""
+    t = torch.arange(k, dtype=torch.float64) - (k - 1) / 2
+    g = torch.exp(-(t**2) / (2 * (k / 8) ** 2))
+    return g[:, None] * g[None, :]
 
 
 @pytest.mark.parametrize("n, size", [(5, 9), (6, 9), (5, 10), (9, 5), (10, 5), (9, 4)])
@@ -21,15 +41,21 @@ def test_center_fit_matches_slicing(n, size):
         outside = out.clone()
         outside[..., start : start + n, start : start + n] = 0
         assert (outside == 0).all()
-    else:  # cropped from (n - size) // 2, as sefl.canvas.crop_footprint does
-        start = (n - size) // 2
+    else:  # the reference's floored negative pad: an odd surplus is cropped from the start
+        start = -((size - n) // 2)
         torch.testing.assert_close(out, x[..., start : start + size, start : start + size])
 
 
 @pytest.mark.parametrize("n", [7, 8])
-def test_center_fit_pad_then_crop_is_identity(n):
+@pytest.mark.parametrize("surplus", [4, 5])
+def test_center_fit_pad_then_crop_undoes_an_even_surplus(n, surplus):
     x = torch.randn(1, 2, n, n)
-    torch.testing.assert_close(center_fit(center_fit(x, (n + 5, n + 5)), (n, n)), x)
+    back = center_fit(center_fit(x, (n + surplus, n + surplus)), (n, n))
+    if surplus % 2 == 0:
+        torch.testing.assert_close(back, x)
+    else:  # the pad puts the odd zero after x, the crop takes the odd point from the start
+        torch.testing.assert_close(back[..., :-1, :-1], x[..., 1:, 1:])
+        assert (back[..., -1, :] == 0).all() and (back[..., :, -1] == 0).all()
 
 
 @pytest.mark.parametrize("mode", ["bilinear", "nearest"])
@@ -116,3 +142,32 @@ def test_column_max_takes_the_max_over_columns():
 def test_bad_scales_raise():
     with pytest.raises(ValueError, match="scales"):
         ScaleColumnConv2d(1, 1, 3, (0.0, 1.0))
+
+
+@pytest.mark.parametrize(
+    "kernel_size, scale",
+    [(k, s) for k in (5, 6, 7) for s in SCALES] + [(3, s) for s in STL_SCALES],
+)
+def test_resized_kernels_sit_where_the_reference_crops(kernel_size, scale):
+    # the kernel of scale s is F.interpolate of the padded canvas, shifted by the reference's
+    # F.pad amount floor((K - m) / 2) (m: the resized side), so an odd surplus is cropped from
+    # the start; its centre of mass moves by exactly that shift
+    scales = SCALES if kernel_size > 3 else STL_SCALES
+    conv = ScaleColumnConv2d(1, 1, kernel_size, scales).double()
+    with torch.no_grad():
+        conv.weight.copy_(centred_bump(kernel_size))
+    canvas = conv.canvas
+    kernel = conv.kernels()[scales.index(scale), 0, 0].detach()
+    padded = center_fit(conv.weight.detach(), (canvas, canvas))
+    mode = "nearest" if scale > 1 else "bilinear"
+    align = True if mode == "bilinear" else None
+    resized = F.interpolate(padded, scale_factor=scale, mode=mode, align_corners=align)[0, 0]
+    side = resized.shape[-1]
+    assert side == math.floor(canvas * scale)
+    shift = (canvas - side) // 2
+    expected = centre_of_mass(resized) + shift
+    torch.testing.assert_close(centre_of_mass(kernel), expected, atol=0.05, rtol=0)
+    if scale <= 1:  # bilinear keeps the symmetric bump symmetric: half a pixel early at most
+        offset = centre_of_mass(kernel) - (canvas - 1) / 2
+        expected_offset = -((canvas - side) % 2) / 2
+        torch.testing.assert_close(offset, torch.full((2,), expected_offset).double())
