@@ -260,14 +260,15 @@ def _lookup(plan: _Plan):
 
 
 def _dry_run(plan: _Plan) -> int:
-    from benchmark.trial import trial_name
+    from benchmark.trial import cache_status, trial_name
 
     _, finished, resumable = _lookup(plan)
-    status = ["cached" if k in finished else "resume" if k in resumable else "new"
-              for k in plan.keys]
-    rows = [[k[:12], trial_name(t), s, st] for t, k, s, st in
-            zip(plan.trials, plan.keys, _settings(plan.trials), status)]
-    _print_table(["key", "trial", "setting", "status"], rows)
+    runs = {k: (run.info.run_id, run.data.params) for k, run in finished.items()}
+    found = [cache_status(t, k, runs, resumable) for t, k in zip(plan.trials, plan.keys)]
+    status = [st for st, _ in found]
+    rows = [[k[:12], trial_name(t), s, st, why] for t, k, s, (st, why) in
+            zip(plan.trials, plan.keys, _settings(plan.trials), found)]
+    _print_table(["key", "trial", "setting", "status", "why"], rows)
     print(f"{len(plan.trials)} trials: {status.count('cached')} cached, "
           f"{status.count('resume')} to resume, {status.count('new')} new (suite {plan.suite}, "
           f"MLflow {plan.tracking_uri})")
@@ -330,7 +331,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     cache_dir = _cache_dir(args.cache_dir, data_dir)
     trials = _check_data(trials, data_dir, cache_dir, args.download, suite.missing_data)
     version = package_version()
-    plan = _Plan(suite=suite.name, trials=trials, keys=[trial_key(t, version) for t in trials],
+    plan = _Plan(suite=suite.name, trials=trials, keys=[trial_key(t) for t in trials],
                  outside_models=outside, tracking_uri=_tracking_uri(args), version=version, data_dir=data_dir,
                  cache_dir=cache_dir, started=started)
     return _dry_run(plan) if args.dry_run else _execute(args, argv, plan)

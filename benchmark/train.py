@@ -2,7 +2,9 @@
 
 ``run_trial(trial)`` builds the task and the model from a trial dict, trains with the trial's
 optimiser and schedule (the published protocol's where the trial leaves them unset), validates
-every epoch and keeps the best-validation weights, then measures on the test split: accuracy
+every epoch, then measures the selected weights (the trial's ``select``: "last", those after the
+final epoch as the authors' code does, or "best_val", those of the best validation accuracy)
+on the test split: accuracy
 overall and per resolution, the equivariance error per block and per resolution (ideal
 down-scaling, and bicubic as a second column) on a fixed subset of test images, scale
 consistency, the parameter count, training time (``time/train_s``: the epochs, validation
@@ -103,8 +105,8 @@ class TrialResult:
     metrics: the final metrics, named as in the MLflow schema (``test/acc``, ...);
     per_resolution: one row per test resolution (resolution, n_test, test_acc, equiv_err,
     equiv_err_bicubic; the errors are None at the top resolution);
-    history: the per-epoch metrics; info: the resolved plan, best epoch, task metadata, device;
-    state_dict: the best-validation weights (on the CPU).
+    history: the per-epoch metrics; info: the resolved plan, the selection and the epoch it
+    tested, best epoch, task metadata, device; state_dict: the tested weights (on the CPU).
     """
 
     metrics: dict[str, float]
@@ -381,8 +383,9 @@ def run_trial(
                    "val/acc": val_acc, "lr": lr, "time/epoch_s": epoch_s}
         if val_acc > state["best_val_acc"]:
             state["best_val_acc"], state["best_epoch"] = val_acc, epoch + 1
-            state["best_model"] = {k: v.detach().to("cpu", copy=True)
-                                   for k, v in model.state_dict().items()}
+            if trial["select"] == "best_val":
+                state["best_model"] = {k: v.detach().to("cpu", copy=True)
+                                       for k, v in model.state_dict().items()}
         state.update(epoch=epoch + 1, history=[*state["history"], metrics],
                      train_s=state["train_s"] + epoch_s,
                      train_step_s=state["train_step_s"] + step_s,
@@ -392,8 +395,10 @@ def run_trial(
         if on_epoch is not None:
             on_epoch(metrics, state)
 
-    if state["best_model"] is not None:
+    tested_epoch = state["epoch"]
+    if trial["select"] == "best_val" and state["best_model"] is not None:
         model.load_state_dict(state["best_model"])
+        tested_epoch = state["best_epoch"]
     started = time.perf_counter()
     test_counts, n_test = _correct_per_resolution(model, batches("test", trial["eval_batches"]),
                                                   device)
@@ -409,6 +414,7 @@ def run_trial(
         "throughput/eval_img_s": n_test / max(test_s, 1e-9),
     })
     info = {"plan": asdict(plan), "own_loss": own_loss, "input_mode": mode,
+            "select": trial["select"], "tested_epoch": tested_epoch,
             "best_epoch": state["best_epoch"], "best_val_acc": state["best_val_acc"],
             "epochs_trained": state["epoch"], "device": describe_device(device),
             "task_metadata": getattr(task, "metadata", {})}

@@ -3,8 +3,9 @@
 A trial is a plain, JSON-serialisable dict. ``normalize_trial`` fills every field so that two
 spellings of the same trial (``width = 1`` and ``width = 1.0``, a field left out and the same
 field at its default) become the same dict, and ``trial_key`` hashes that dict: the sha256 of
-``{"trial": <trial>, "version": <package version>}`` as canonical JSON (sorted keys, no spaces).
-A new package version therefore never reuses a result from an older one.
+``{"code": <code fingerprint>, "trial": <trial>}`` as canonical JSON (sorted keys, no spaces).
+The code fingerprint hashes the sources of the packages that make a result (``sefl``,
+``baselines``, ``benchmark``), so changed code never reuses a result of the code before.
 
 Fields whose value is None (or "auto") take the published protocol's default for the task and
 the kind of model; ``benchmark.train`` resolves them and records what it used.
@@ -13,18 +14,25 @@ the kind of model; ``benchmark.train`` resolves them and records what it used.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import math
 from collections.abc import Mapping
+from functools import lru_cache
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "CODE_PACKAGES",
     "OPTIMIZERS",
     "SCHEDULES",
+    "SELECTIONS",
     "TRIAL_FIELDS",
     "TrialFieldError",
+    "cache_status",
     "canonical_json",
+    "code_fingerprint",
     "flatten_trial",
     "normalize_trial",
     "package_version",
@@ -34,6 +42,11 @@ __all__ = [
 
 OPTIMIZERS = ("auto", "adam", "adamw", "sgd")
 SCHEDULES = ("auto", "step", "multistep", "constant")
+# Which weights are tested: those after the final epoch (the authors' code) or those of the
+# epoch with the best validation accuracy.
+SELECTIONS = ("last", "best_val")
+# The packages whose sources make a trial's result (part of every trial key).
+CODE_PACKAGES = ("sefl", "baselines", "benchmark")
 
 # field -> (kind, default). Kinds: "str", "str?", "int", "int?", "float", "float?",
 # "ints?" (list of ints or None), "table" (a dict of JSON values).
@@ -59,13 +72,14 @@ TRIAL_FIELDS: dict[str, tuple[str, Any]] = {
     "train_batches": ("int?", None),
     "eval_batches": ("int?", None),
     "equiv_images": ("int", 512),
+    "select": ("str", "best_val"),
     "task_options": ("table", None),
     "model_options": ("table", None),
 }
 _REQUIRED = ("task", "model")
 _POSITIVE = ("epochs", "batch_size", "step_size", "n_train", "n_val", "n_test", "train_batches",
              "eval_batches", "equiv_images")
-_CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES}
+_CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "select": SELECTIONS}
 
 
 class TrialFieldError(ValueError):
@@ -153,14 +167,54 @@ def canonical_json(value: Any) -> str:
 
 
 def package_version() -> str:
-    """The installed version of sefl-bench (part of every trial key)."""
+    """The installed version of sefl-bench (recorded with every run)."""
     return metadata.version("sefl-bench")
 
 
-def trial_key(trial: Mapping[str, Any], version: str | None = None) -> str:
-    """sha256 hex digest of the normalised trial and the package version."""
-    payload = {"trial": normalize_trial(trial), "version": version or package_version()}
+@lru_cache(maxsize=4)
+def code_fingerprint(packages: tuple[str, ...] = CODE_PACKAGES) -> str:
+    """sha256 hex digest of every ``.py`` source of ``packages``, as imported (a checkout or a
+    pip install alike): each file's path inside its package and its bytes, in path order."""
+    digest = hashlib.sha256()
+    for package in packages:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise RuntimeError(f"package {package!r} is not importable; install sefl-bench")
+        root = Path(next(iter(spec.submodule_search_locations)))
+        for path in sorted(root.rglob("*.py")):
+            digest.update(f"{package}/{path.relative_to(root).as_posix()}\0".encode())
+            digest.update(path.read_bytes())
+            digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def trial_key(trial: Mapping[str, Any], code: str | None = None) -> str:
+    """sha256 hex digest of the normalised trial and the code fingerprint (``code``: None for
+    ``code_fingerprint()``)."""
+    payload = {"code": code or code_fingerprint(), "trial": normalize_trial(trial)}
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def cache_status(
+    trial: Mapping[str, Any],
+    key: str,
+    finished: Mapping[str, tuple[str, Mapping[str, str]]],
+    resumable: Mapping[str, str],
+) -> tuple[str, str]:
+    """("cached" | "resume" | "new", why) for a normalised trial and its key.
+
+    finished: key -> (run id, params) of FINISHED runs; resumable: key -> checkpoint. A new
+    trial whose dict (its params) matches a finished run of another key was run by other code.
+    """
+    if key in finished:
+        return "cached", f"FINISHED run {finished[key][0]}"
+    if key in resumable:
+        return "resume", f"from checkpoint {resumable[key]}"
+    params = flatten_trial(trial)
+    for run_id, run_params in finished.values():
+        if dict(run_params) == params:
+            return "new", f"code changed since run {run_id}"
+    return "new", "no run with this key"
 
 
 def trial_name(trial: Mapping[str, Any]) -> str:

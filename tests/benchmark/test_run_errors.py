@@ -78,11 +78,11 @@ def test_dry_run_lists_trials_and_writes_nothing(tmp_path, capsys):
     assert main(["--suite", "smoke", "--tasks", "mnist1d_scale", "--dry-run",
                  "--data-dir", str(tmp_path / "data")]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["key", "trial", "setting", "status"]
+    assert out[0].split() == ["key", "trial", "setting", "status", "why"]
     assert [line.split()[1] for line in out[1:-1]] == [
         f"mnist1d_scale/{m}/s0" for m in sorted(__import__("benchmark.zoo").zoo.list_models(
             "mnist1d_scale"))]
-    assert all(line.split()[-1] == "new" for line in out[1:-1])
+    assert all(line.split()[-6:] == "new no run with this key".split() for line in out[1:-1])
     assert out[-1].startswith(f"{len(out) - 2} trials: 0 cached, 0 to resume")
     assert not (tmp_path / "mlflow.db").exists()
 

@@ -131,3 +131,29 @@ def test_trial_settings_override_the_protocol():
                              "lr": 0.5, "epochs": 3})
     plan = resolve_plan(trial, own_loss=True)
     assert (plan.optimizer, plan.lr, plan.epochs, plan.weight_decay) == ("sgd", 0.5, 3, 3e-2)
+
+
+@pytest.mark.parametrize("select", ["last", "best_val"])
+def test_select_tests_the_last_or_the_best_validation_weights(task, select):
+    weights = {}
+
+    def keep(metrics, state):
+        weights[metrics["epoch"]] = {k: v.clone() for k, v in state["model"].items()}
+
+    trial = {**TRIAL, "model": "harness_models:tiny", "epochs": 4, "select": select}
+    result = run_trial(trial, task=task, on_epoch=keep)
+    vals = [h["val/acc"] for h in result.history]
+    best = vals.index(max(vals)) + 1
+    tested = 4 if select == "last" else best
+    assert result.info["select"] == select and result.info["tested_epoch"] == tested
+    assert result.info["best_epoch"] == best
+    for name, value in weights[tested].items():
+        torch.testing.assert_close(result.state_dict[name], value, msg=name)
+
+
+def test_every_training_image_is_used_every_epoch_at_a_batch_larger_than_a_resolution(task):
+    seen = []
+    # 56 training images over 7 resolutions (8 each) at batch 128: one batch per resolution.
+    trial = {**TRIAL, "model": "harness_models:tiny", "batch_size": 128, "train_batches": None}
+    run_trial(trial, task=task, on_epoch=lambda metrics, state: seen.append(state["train_images"]))
+    assert seen == [56, 112]

@@ -10,7 +10,9 @@ import pytest
 from benchmark.trial import (
     TRIAL_FIELDS,
     TrialFieldError,
+    cache_status,
     canonical_json,
+    code_fingerprint,
     flatten_trial,
     normalize_trial,
     trial_key,
@@ -33,21 +35,61 @@ def test_normalize_fills_every_field_with_its_default():
     {"milestones": None, "task_options": {}},
 ])
 def test_equal_trials_have_equal_keys(variant):
-    assert trial_key({**BASE, **variant}, "1.0") == trial_key(BASE, "1.0")
+    assert trial_key({**BASE, **variant}, "c1") == trial_key(BASE, "c1")
 
 
 @pytest.mark.parametrize("change", [{"seed": 1}, {"width": 0.5}, {"n_train": 1000},
-                                    {"task_options": {"canvas_mode": "resize"}}])
+                                    {"task_options": {"canvas_mode": "resize"}},
+                                    {"select": "last"}])
 def test_different_trials_have_different_keys(change):
-    assert trial_key({**BASE, **change}, "1.0") != trial_key(BASE, "1.0")
+    assert trial_key({**BASE, **change}, "c1") != trial_key(BASE, "c1")
 
 
-def test_key_is_sha256_of_canonical_json_with_the_version():
-    payload = {"trial": normalize_trial(BASE), "version": "9.9"}
+def test_key_is_sha256_of_canonical_json_with_the_code_fingerprint():
+    payload = {"code": "c9", "trial": normalize_trial(BASE)}
     expected = hashlib.sha256(
         json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-    assert trial_key(BASE, "9.9") == expected
-    assert trial_key(BASE, "9.9") != trial_key(BASE, "9.8")
+    assert trial_key(BASE, "c9") == expected
+    assert trial_key(BASE, "c9") != trial_key(BASE, "c8")
+    assert trial_key(BASE) == trial_key(BASE, code_fingerprint())
+
+
+def test_code_fingerprint_follows_every_python_source(tmp_path, monkeypatch):
+    package = tmp_path / "fingerprinted"
+    (package / "inner").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "inner" / "layer.py").write_text("SCALE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def fingerprint():
+        code_fingerprint.cache_clear()
+        return code_fingerprint(("fingerprinted",))
+
+    before = fingerprint()
+    assert len(before) == 64 and fingerprint() == before
+    (package / "notes.txt").write_text("not code")
+    assert fingerprint() == before
+    (package / "inner" / "layer.py").write_text("SCALE = 2\n")
+    changed = fingerprint()
+    assert changed != before
+    (package / "inner" / "extra.py").write_text("")
+    assert fingerprint() != changed
+    code_fingerprint.cache_clear()
+
+
+def test_code_fingerprint_covers_the_three_packages():
+    code_fingerprint.cache_clear()
+    assert code_fingerprint() != code_fingerprint(("sefl", "benchmark"))
+    with pytest.raises(RuntimeError, match="'no_such_package' is not importable"):
+        code_fingerprint(("no_such_package",))
+
+
+def test_select_is_last_or_best_val():
+    assert normalize_trial(BASE)["select"] == "best_val"
+    assert normalize_trial({**BASE, "select": "last"})["select"] == "last"
+    assert flatten_trial(normalize_trial({**BASE, "select": "last"}))["select"] == "last"
+    with pytest.raises(TrialFieldError, match="'select' = 'best'.*last, best_val"):
+        normalize_trial({**BASE, "select": "best"})
 
 
 def test_milestones_order_does_not_matter():
@@ -86,3 +128,17 @@ def test_name_and_flattening():
     assert flat["task_options.canvas_mode"] == "pad"
     assert flat["seed"] == "3" and flat["epochs"] == "None"
     assert all(isinstance(v, str) for v in flat.values())
+
+
+def test_cache_status_says_why_a_trial_is_new_or_cached():
+    trial = normalize_trial({**BASE, "seed": 3})
+    key, old_key = trial_key(trial, "code-now"), trial_key(trial, "code-before")
+    other = flatten_trial(normalize_trial(BASE))
+    same = flatten_trial(trial)
+    assert cache_status(trial, key, {}, {}) == ("new", "no run with this key")
+    assert cache_status(trial, key, {"k2": ("r2", other)}, {}) == ("new", "no run with this key")
+    assert cache_status(trial, key, {old_key: ("r1", same), "k2": ("r2", other)}, {}) == (
+        "new", "code changed since run r1")
+    assert cache_status(trial, key, {key: ("r3", same), old_key: ("r1", same)}, {}) == (
+        "cached", "FINISHED run r3")
+    assert cache_status(trial, key, {}, {key: "/ckpt/4"}) == ("resume", "from checkpoint /ckpt/4")
