@@ -9,7 +9,9 @@ import pytest
 from benchmark.suites import SuiteError, expand_suite, list_suites, load_suite
 from benchmark.zoo import TASKS, list_models
 
-SHIPPED = ["data_efficiency", "full", "paper_1d", "paper_mnist", "paper_stl", "quick", "smoke"]
+SHIPPED = ["data_efficiency", "full", "paper_1d", "paper_mnist", "paper_stl", "quick",
+           "repro_cpu", "smoke"]
+PAPER = ["data_efficiency", "full", "paper_1d", "paper_mnist", "paper_stl", "repro_cpu"]
 
 
 def _write(tmp_path: Path, text: str, name: str = "suite.toml") -> Path:
@@ -45,6 +47,23 @@ def test_full_is_the_union_of_the_paper_suites():
 def test_data_efficiency_sweeps_the_training_set_size():
     trials = expand_suite(load_suite("data_efficiency"))
     assert {t["n_train"] for t in trials} == {5000, 2500, 1000}
+    # The published batch (128, the protocol's default) and every other size as the protocol's.
+    assert {(t["batch_size"], t["n_val"], t["n_test"]) for t in trials} == {(None, None, None)}
+
+
+@pytest.mark.parametrize("name", PAPER)
+def test_paper_suites_test_the_model_after_the_final_epoch(name):
+    assert {t["select"] for t in expand_suite(load_suite(name))} == {"last"}
+
+
+def test_repro_cpu_is_the_published_n_train_1000_row_of_data_efficiency():
+    trials = expand_suite(load_suite("repro_cpu"))
+    assert sorted(t["model"] for t in trials) == list_models("mnist_scale")
+    assert {(t["task"], t["protocol"], t["width"], t["epochs"], t["n_train"], t["seed"])
+            for t in trials} == {("mnist_scale", "fourier", 1.0, 60, 1000, 0)}
+    row = [t for t in expand_suite(load_suite("data_efficiency"))
+           if t["n_train"] == 1000 and t["seed"] == 0]
+    assert sorted(map(str, trials)) == sorted(map(str, row))  # the same trials, the same keys
 
 
 def test_later_tables_win(tmp_path):
