@@ -4,7 +4,13 @@ Ray 2.5x specifics handled here: ``ray.init()`` without an address would join a 
 ``ray start`` left on this machine, so a local run asks for ``address="local"``; a new local
 cluster turns token authentication on and writes ``~/.ray/auth_token`` (Ray's default, kept),
 while an explicit address only uses a token when told to, so the driver does when one exists;
-and Tune's own tables and warnings are quieted unless ``verbose``.
+and Tune's own tables and warnings are quieted unless ``verbose``, Ray's driver-side logging
+going to a file instead of the console.
+
+A cluster can die under the driver (its processes killed, its head machine gone). Ray's core
+worker then waits a minute for the GCS and ends the process with a dump on stderr; a
+``ClusterWatch`` notices within seconds instead (the GCS or the driver's raylet stops taking
+connections) so that the runner can close its records and say how to resume.
 """
 
 from __future__ import annotations
@@ -12,13 +18,16 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import socket
 import sys
 import sysconfig
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["connect", "outside_modules"]
+__all__ = ["ClusterWatch", "connect", "log_ray_to_file", "outside_modules"]
 
 _OUR_PACKAGES = {"sefl", "baselines", "benchmark", "reports"}
 
@@ -53,9 +62,21 @@ def _quiet() -> None:
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
 
 
+def log_ray_to_file(path: Path) -> None:
+    """Send the driver's Ray and Tune log records to ``path`` instead of the console."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("ray")
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+    logger.addHandler(handler)
+    logger.propagate = False
+
+
 def connect(address: str | None, *, num_cpus: int | None = None, cpus_per_trial: float = 1.0,
             gpus_per_trial: float = 0.0, modules: Sequence[ModuleType] = (),
-            verbose: bool = False) -> None:
+            verbose: bool = False, log_file: Path | None = None) -> None:
     """Start a local Ray (``address`` None) or join the cluster at ``address``.
 
     Raises ValueError when Ray cannot start or be reached, or when the cluster has fewer CPUs
@@ -71,6 +92,8 @@ def connect(address: str | None, *, num_cpus: int | None = None, cpus_per_trial:
         _quiet()
     import ray
 
+    if log_file is not None:
+        log_ray_to_file(log_file)  # before init: it logs too
     try:
         ray.init(address=address or "local", num_cpus=num_cpus, include_dashboard=False,
                  log_to_driver=verbose,
@@ -79,6 +102,8 @@ def connect(address: str | None, *, num_cpus: int | None = None, cpus_per_trial:
     except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as err:
         raise ValueError(f"cannot start or reach Ray (--address {address or 'local'}): "
                          f"{err}") from err
+    if log_file is not None:
+        log_ray_to_file(log_file)  # init sets its own handlers up again
     have = ray.cluster_resources()
     for flag, resource, wanted in (("--cpus-per-trial", "CPU", cpus_per_trial),
                                    ("--gpus-per-trial", "GPU", gpus_per_trial)):
@@ -86,3 +111,56 @@ def connect(address: str | None, *, num_cpus: int | None = None, cpus_per_trial:
             ray.shutdown()
             raise ValueError(f"{flag} {wanted:g}: the Ray cluster has "
                              f"{have.get(resource, 0):g} {resource}s")
+
+
+def _answers(address: str, timeout_s: float = 1.0) -> bool:
+    """Whether ``host:port`` accepts a TCP connection."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+class ClusterWatch:
+    """Checks, every ``interval_s`` on a thread of its own, that the connected cluster's GCS
+    and this driver's raylet still take connections; calls ``on_lost(description)`` once,
+    from that thread, when one has not for ``grace_s`` (a restart of either takes longer)."""
+
+    def __init__(self, on_lost: Callable[[str], None], interval_s: float = 0.5,
+                 grace_s: float = 2.0):
+        import ray
+
+        node = ray._private.worker.global_worker.node
+        self.endpoints = {"the GCS": ray.get_runtime_context().gcs_address,
+                          "this machine's raylet":
+                              f"{node.node_ip_address}:{node.node_manager_port}"}
+        self.on_lost, self.interval_s, self.grace_s = on_lost, interval_s, grace_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="cluster-watch", daemon=True)
+
+    def dead(self) -> str | None:
+        """The first endpoint that does not answer now, described; None when all do."""
+        for name, address in self.endpoints.items():
+            if not _answers(address):
+                return f"{name} at {address} stopped answering"
+        return None
+
+    def _watch(self) -> None:
+        since = None
+        while not self._stop.wait(self.interval_s):
+            problem = self.dead()
+            if problem is None:
+                since = None
+            elif since is None:
+                since = time.monotonic()
+            elif time.monotonic() - since >= self.grace_s:
+                self.on_lost(problem)
+                return
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -5,18 +5,25 @@ stopping), each trial wrapped with the resources asked for. Everything MLflow ge
 here, on the driver, from Tune's events: a child run when a trial starts, its epochs as they
 are reported (each epoch once per run, also when a resumed trial reports its history again),
 the latest checkpoint's location, and at the end its final metrics and artifacts, or its error.
+
+When the cluster dies under the driver (``benchmark.cluster.ClusterWatch``), the trials that
+have not ended are closed KILLED, not FAILED (a dead cluster is not their error), and the
+caller's ``on_cluster_lost`` gets the outcomes so far; Tune cannot return by itself then.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ray import cloudpickle, tune
 
+from benchmark.cluster import ClusterWatch
 from benchmark.progress import Progress
 from benchmark.tracking import Tracker
 from benchmark.trainable import checkpoint_uri, train_in_tune
@@ -65,20 +72,58 @@ def _error_of(trial) -> tuple[str, str | None]:
     return "the trial failed without an error report", None
 
 
+def _recording(method):
+    """One event at a time (the watch closes the records from its own thread), none once the
+    cluster is lost."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        with self._lock:
+            if self.lost is None:
+                method(self, *args, **kwargs)
+
+    return guarded
+
+
 class RecordingCallback(tune.Callback):
     """Tune events -> MLflow runs (through ``Tracker``) and the progress display."""
 
-    def __init__(self, tracker: Tracker, parent_id: str, progress: Progress):
+    def __init__(self, tracker: Tracker, parent_id: str, progress: Progress,
+                 watch: ClusterWatch | None = None):
         self.tracker, self.parent_id, self.progress = tracker, parent_id, progress
+        self.watch = watch
         self.run_ids: dict[str, str] = {}
         self.epochs_logged: dict[str, int] = {}
         self.outcomes: dict[str, Outcome] = {}
+        self.lost: str | None = None  # what happened to the cluster, once it is gone
+        self._lock = threading.RLock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks with its state; a lock and a thread do not pickle.
+        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "watch")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _lock=threading.RLock(), watch=None)
+
+    def close_unfinished(self, entries: Sequence[Entry], lost: str | None = None,
+                         ) -> dict[str, Outcome]:
+        """Close the runs of trials that have not ended KILLED (they resume from their
+        checkpoints); with ``lost``, record nothing after this. Every entry's outcome."""
+        with self._lock:
+            for entry in entries:
+                if entry.key not in self.outcomes:
+                    if entry.key in self.run_ids:
+                        self.tracker.kill_trial(self.run_ids[entry.key])
+                    self.outcomes[entry.key] = Outcome("killed")
+            self.lost = self.lost or lost
+            return dict(self.outcomes)
 
     @staticmethod
     def _entry(trial) -> Entry:
         spec = trial.config["entry"]
         return Entry(trial=spec["trial"], key=spec["key"], resume_from=spec["resume_from"])
 
+    @_recording
     def on_trial_start(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
         if entry.key not in self.run_ids:  # Tune restarts a trial it retries
@@ -87,23 +132,33 @@ class RecordingCallback(tune.Callback):
             self.epochs_logged[entry.key] = 0
         self.progress.started(entry.name)
 
+    @_recording
     def on_trial_result(self, iteration, trials, trial, result, **info):
         key = self._entry(trial).key
         if result.get("sefl_kind") == "epoch" and result["epoch"] > self.epochs_logged[key]:
             self.tracker.log_epoch(self.run_ids[key], result)
             self.epochs_logged[key] = int(result["epoch"])
 
+    @_recording
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
         key = self._entry(trial).key
         self.tracker.set_tag(self.run_ids[key], "sefl.checkpoint", checkpoint_uri(checkpoint))
 
+    @_recording
     def on_trial_recover(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
         self.progress.note(f"retrying {entry.name}: {_error_of(trial)[0]}")
 
+    @_recording
     def on_trial_complete(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
         run_id = self.run_ids[entry.key]
+        error = (trial.last_result or {}).get("sefl_error")
+        if error is not None:  # a deterministic error, reported instead of raised: no retry
+            self.tracker.fail_trial(run_id, error, trial.last_result.get("sefl_traceback"))
+            self.outcomes[entry.key] = Outcome("failed", error=error)
+            self.progress.failed_trial(entry.name, error)
+            return
         try:
             with trial.checkpoint.as_directory() as folder:
                 metrics = self.tracker.finish_trial(run_id, entry.key, Path(folder))
@@ -118,13 +173,17 @@ class RecordingCallback(tune.Callback):
         self.outcomes[entry.key] = Outcome("finished", metrics=metrics)
         self.progress.finished(entry.name)
 
+    @_recording
     def on_trial_error(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
+        if self.watch is not None and self.watch.dead():
+            return  # the cluster went: the watch closes the run KILLED
         message, details = _error_of(trial)
         self.tracker.fail_trial(self.run_ids[entry.key], message, details)
         self.outcomes[entry.key] = Outcome("failed", error=message)
         self.progress.failed_trial(entry.name, message)
 
+    @_recording
     def on_step_end(self, iteration, trials, **info):
         self.progress.tick()
 
@@ -150,13 +209,21 @@ def run_entries(
     cache_dir: str | None,
     version: str,
     verbose: bool,
+    on_cluster_lost: Callable[[dict[str, Outcome], str], None],
 ) -> dict[str, Outcome]:
     """Run ``entries`` with Tune on the connected Ray cluster; their outcomes by key.
 
     Trials that neither finished nor failed (Ctrl-C) come back "killed": their runs are closed
-    KILLED and the next invocation continues them from their last checkpoint.
+    KILLED and the next invocation continues them from their last checkpoint. When the
+    cluster dies, ``on_cluster_lost(outcomes, what happened)`` is called from the watch's
+    thread and must end the process (Tune's loop on the main thread never returns).
     """
     callback = RecordingCallback(tracker, parent_id, progress)
+
+    def lost(problem: str) -> None:
+        on_cluster_lost(callback.close_unfinished(entries, lost=problem), problem)
+
+    callback.watch = ClusterWatch(lost)
     space = [{"trial": e.trial, "key": e.key, "resume_from": e.resume_from,
               "data_dir": data_dir, "cache_dir": cache_dir, "version": version}
              for e in entries]
@@ -175,10 +242,9 @@ def run_entries(
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
     )
-    tuner.fit()
-    for entry in entries:
-        if entry.key not in callback.outcomes:
-            if entry.key in callback.run_ids:
-                tracker.kill_trial(callback.run_ids[entry.key])
-            callback.outcomes[entry.key] = Outcome("killed")
-    return callback.outcomes
+    callback.watch.start()
+    try:
+        tuner.fit()
+    finally:
+        callback.watch.stop()
+    return callback.close_unfinished(entries)

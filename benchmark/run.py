@@ -3,7 +3,8 @@
 Every name, resource and data set is checked before anything starts; a mistake is one message
 and exit code 2, with nothing launched and nothing written to MLflow. Finished trials (by trial
 key) are skipped; interrupted ones continue from their last checkpoint. Exit code 1 when a
-trial failed, 130 when interrupted, else 0.
+trial failed, 130 when interrupted, 3 when the Ray cluster died under the driver (the same
+command resumes), else 0.
 """
 
 from __future__ import annotations
@@ -353,13 +354,16 @@ def _execute(args: argparse.Namespace, argv: Sequence[str], plan: _Plan) -> int:
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     tracker, finished, resumable = _lookup(plan)
     todo = [(t, k) for t, k in zip(plan.trials, plan.keys) if args.rerun or k not in finished]
+    experiment = f"{plan.suite}-{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+    storage = args.storage if "://" in args.storage else str(Path(args.storage).resolve())
+    log_file = _ray_log_file(storage, experiment)
     if todo:  # before the first write to MLflow: a cluster too small is the user's mistake
         try:
             cluster.connect(args.address, num_cpus=args.num_cpus,
                             cpus_per_trial=args.cpus_per_trial,
                             gpus_per_trial=args.gpus_per_trial,
                             modules=cluster.outside_modules(plan.outside_models),
-                            verbose=args.verbose)
+                            verbose=args.verbose, log_file=None if args.verbose else log_file)
         except ValueError as err:
             raise UserError(str(err)) from err
     # Only now: importing Ray's Tune imports Ray, whose settings connect() decides.
@@ -371,24 +375,76 @@ def _execute(args: argparse.Namespace, argv: Sequence[str], plan: _Plan) -> int:
     outcomes = {k: Outcome("cached", metrics=dict(finished[k].data.metrics))
                 for k in plan.keys if k in finished and not args.rerun}
     tracker = tracker or Tracker(plan.tracking_uri, plan.suite, plan.version)
+    command = shlex.join(["python", "-m", "benchmark.run", *argv])
     try:
         tracker.kill_stale()
-        parent = tracker.start_parent(shlex.join(["python", "-m", "benchmark.run", *argv]))
+        parent = tracker.start_parent(command)
         progress = Progress(total=len(plan.trials), cached=len(outcomes))
+
+        def cluster_lost(so_far: Mapping[str, Any], problem: str) -> None:
+            # Called from the cluster watch's thread while Tune's loop still runs: close the
+            # records, say how to resume, and end the process without waiting for Ray.
+            progress.close()
+            _close(plan, tracker, parent, {**outcomes, **so_far})
+            print(_lost_message(plan, {**outcomes, **so_far}, problem, command,
+                                None if args.verbose else log_file), file=sys.stderr)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_CLUSTER_LOST)
+
         if pending:
             outcomes.update(run_entries(
                 pending, tracker=tracker, parent_id=parent, progress=progress,
-                experiment=f"{plan.suite}-{time.strftime('%Y-%m-%d_%H-%M-%S')}",
-                storage=args.storage if "://" in args.storage else str(Path(args.storage)
-                                                                        .resolve()),
+                experiment=experiment, storage=storage,
                 cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                 max_failures=args.max_failures, data_dir=str(plan.data_dir),
                 cache_dir=plan.cache_dir and str(plan.cache_dir), version=plan.version,
-                verbose=args.verbose))
+                verbose=args.verbose, on_cluster_lost=cluster_lost))
         progress.close()
     finally:
         if ray.is_initialized():
             ray.shutdown()
+    statuses = _close(plan, tracker, parent, outcomes)
+    return 130 if "killed" in statuses else 1 if "failed" in statuses else 0
+
+
+EXIT_CLUSTER_LOST = 3
+
+
+def _ray_log_file(storage: str, experiment: str) -> Path:
+    """Where the driver's Ray and Tune logs go (not to the console): beside Tune's records of
+    the experiment when they are local, else in the temporary folder."""
+    import tempfile
+
+    if "://" in storage:
+        return Path(tempfile.gettempdir()) / "sefl-bench" / f"{experiment}.log"
+    return Path(storage) / experiment / "driver.log"
+
+
+def _names_of(plan: _Plan, outcomes: Mapping[str, Any], status: str, most: int = 5) -> str:
+    from benchmark.trial import trial_name
+
+    names = [trial_name(t) for t, k in zip(plan.trials, plan.keys)
+             if outcomes[k].status == status]
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return f"{len(names)} {status}" + (f" ({', '.join(names[:most])}{more})" if names else "")
+
+
+def _lost_message(plan: _Plan, outcomes: Mapping[str, Any], problem: str, command: str,
+                  log_file: Path | None) -> str:
+    """What the user reads when the cluster died: what finished and how to go on."""
+    parts = [_names_of(plan, outcomes, s).replace("killed", "interrupted")
+             for s in ("finished", "cached", "failed", "killed")
+             if s == "finished" or any(o.status == s for o in outcomes.values())]
+    log = f" Ray's log: {log_file}." if log_file is not None else ""
+    return (f"error: the Ray cluster stopped under the driver ({problem}). Of "
+            f"{len(plan.trials)} trials: {', '.join(parts)}; the finished ones are recorded "
+            f"in MLflow {plan.tracking_uri}. Start Ray again (for --address) and run the same "
+            f"command to resume the rest from their checkpoints: {command}{log}")
+
+
+def _close(plan: _Plan, tracker, parent: str, outcomes: Mapping[str, Any]) -> list[str]:
+    """End the invocation's run with its counts and print the summary; the statuses."""
     statuses = [o.status for o in outcomes.values()]
     wall_s = time.perf_counter() - plan.started
     tracker.end_parent(parent, "KILLED" if "killed" in statuses else
@@ -402,7 +458,7 @@ def _execute(args: argparse.Namespace, argv: Sequence[str], plan: _Plan) -> int:
                                o.metrics.get(f"time/{part}_s", 0.0) for o in outcomes.values()
                                if o.status == "finished") for part in ("train", "eval")}})
     _summary(plan, outcomes, wall_s)
-    return 130 if "killed" in statuses else 1 if "failed" in statuses else 0
+    return statuses
 
 
 def main(argv: Sequence[str] | None = None) -> int:
