@@ -19,7 +19,14 @@ from collections.abc import Callable, Sequence
 
 from torch import Tensor, nn
 
-from baselines.common import BlockNet, MnistHead, check_input
+from baselines.common import (
+    BlockNet,
+    MnistHead,
+    before_final_pool,
+    check_input,
+    fold_scales,
+    run_blocks,
+)
 
 __all__ = [
     "HIDDEN",
@@ -78,8 +85,10 @@ class CanvasNet(BlockNet):
     """A classifier on a fixed canvas: blocks -> projection -> flatten -> head.
 
     x: [B, in_channels, canvas, canvas] -> logits [B, num_classes].
-    ``features(x)``: the output of every block, a scale or vector axis ``[B, C, S, H, W]``
-    folded into channels ``[B, C * S, H, W]``. ``project`` maps the last block's output to
+    ``features(x)``: the output of every block but the last, and the last block's map before
+    its final pool to 2x2 (7x7 on the 28 canvas: the 2x2 map leaves no footprint to compare,
+    specs/sefl-method.md section 2); a scale or vector axis ``[B, C, S, H, W]`` folded into
+    channels ``[B, C * S, H, W]``. ``project`` maps the last block's output to
     ``[B, C, 2, 2]`` (e.g. a max over scales) before the head; None is the identity.
     """
 
@@ -108,6 +117,12 @@ class CanvasNet(BlockNet):
 
     def readout(self, x: Tensor) -> Tensor:
         return x.flatten(1)
+
+    def features(self, x: Tensor) -> list[Tensor]:
+        self._check(x)
+        outputs = run_blocks(self.blocks[:-1], x)
+        outputs.append(before_final_pool(self.blocks[-1], outputs[-1] if outputs else x))
+        return [fold_scales(f) if f.dim() == self.ndim + 3 else f for f in outputs]
 
 
 def conv_blocks(

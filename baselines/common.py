@@ -3,7 +3,8 @@
 Model protocol (DESIGN.md): ``forward(x) -> [B, num_classes]``, ``features(x) -> list`` of
 real feature maps ``[B, C, H, W]`` (2D) or ``[B, C, L]`` (1D), one per block (a scale axis is
 folded into channels: ``[B, C, S, H, W] -> [B, C * S, H, W]``), and ``input_mode``
-("native" or "canvas").
+("native" or "canvas"). The MNIST canvas nets measure their last block before its final pool
+to 2x2 (specs/sefl-method.md section 2; ``before_final_pool``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ from collections.abc import Iterable, Sequence
 
 from torch import Tensor, nn
 
-__all__ = ["BlockNet", "MnistHead", "check_input", "fold_scales", "run_blocks"]
+__all__ = [
+    "BlockNet",
+    "MnistHead",
+    "before_final_pool",
+    "check_input",
+    "fold_scales",
+    "run_blocks",
+]
 
 
 def check_input(x: Tensor, in_channels: int, min_size: int, model: str, ndim: int = 2) -> None:
@@ -40,6 +48,25 @@ def run_blocks(blocks: Iterable[nn.Module], x: Tensor) -> list[Tensor]:
         x = block(x)
         outputs.append(x)
     return outputs
+
+
+def before_final_pool(block: nn.Sequential, x: Tensor) -> Tensor:
+    """x through ``block``'s layers in turn -> its map before the layer that takes it to its
+    final spatial size: ``[B, C, (S,) H, W]`` -> ``[B, C', (S',) H', W']``.
+
+    The final size is the block's output's, so this is the map before its last pool (a pool
+    followed only by size-keeping layers such as BN). Raises ValueError for a block that does
+    not change the spatial size.
+    """
+    maps = []
+    for layer in block:
+        x = layer(x)
+        maps.append(x)
+    final = x.shape[-1]
+    larger = [m for m in maps if m.shape[-1] != final]
+    if not larger:
+        raise ValueError(f"{type(block).__name__} keeps the spatial size: it has no final pool")
+    return larger[-1]
 
 
 class MnistHead(nn.Sequential):

@@ -37,7 +37,8 @@ class FeatureColumn:
 
     block: 1-based, of ``n_blocks``; channel: the channel shown, or "mean";
     maps[r]: ``[s, s]`` (1D ``[s]``) the shown map at input resolution r;
-    errors[r]: e(x, r) at the block, for every r below the top resolution.
+    errors[r]: e(x, r) at the block, for every r below the top resolution at which the block
+    was measured (``sefl.equivariance`` leaves out maps under 3 points per axis).
     """
 
     label: str
@@ -105,7 +106,8 @@ def _column(label: str, model: nn.Module, inputs: Mapping[int, Tensor], top: int
         f = crop_footprint(f, r, top) if canvas else f
         maps[r] = _pick(f[0].float(), channel)
     per_res = per_image_errors(model, inputs[top], list(inputs))
-    errors = {r: float(errs[block - 1][0]) for r, errs in per_res.items()}
+    errors = {r: float(errs[block - 1][0]) for r, errs in per_res.items()
+              if errs[block - 1] is not None}
     return FeatureColumn(label, block, len(blocks), f.shape[1], channel, maps, errors)
 
 

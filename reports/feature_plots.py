@@ -127,7 +127,8 @@ def _draw_column(canvas: _Canvas, layout: PanelLayout, maps: FeatureMaps, col: i
             ax.set_xticks([])
             ax.set_yticks([])
         if errors is not None:
-            note = f"e={errors[r]:.2e}" if r in errors else "reference"
+            note = (f"e={errors[r]:.2e}" if r in errors
+                    else "reference" if r == maps.top else "left out")
             canvas.text(box[2] + 4, (box[1] + box[3]) / 2, note, va="center")
     bar_top = canvas.height - layout.bottom + 6
     if ndim == 2:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -79,13 +80,17 @@ def draw_features(models: Mapping[str, nn.Module], image: Tensor, resolutions: S
 
 
 def error_table(maps: FeatureMaps) -> str:
-    """e(x, r) per lower resolution (rows) and model (columns), as printed by the CLI."""
+    """e(x, r) per lower resolution (rows) and model (columns), as printed by the CLI; "-"
+    where the block was left out (its map under 3 points per axis)."""
     labels = [c.label for c in maps.columns]
     width = max(12, *(len(label) for label in labels))
     lines = ["resolution" + "".join(f"  {label:>{width}}" for label in labels)]
     for r in maps.resolutions[1:]:
-        lines.append(f"{r:>10}" + "".join(f"  {c.errors[r]:>{width}.4e}" for c in maps.columns))
-    means = [sum(c.errors.values()) / len(c.errors) for c in maps.columns]
+        lines.append(f"{r:>10}" + "".join(
+            f"  {c.errors[r]:>{width}.4e}" if r in c.errors else f"  {'-':>{width}}"
+            for c in maps.columns))
+    means = [sum(c.errors.values()) / len(c.errors) if c.errors else math.nan
+             for c in maps.columns]
     lines.append(f"{'mean':>10}" + "".join(f"  {m:>{width}.4e}" for m in means))
     return "\n".join(lines)
 

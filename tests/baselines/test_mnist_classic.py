@@ -34,15 +34,16 @@ PARAMS = {
     "per_res_cnn": (491_599, 494_549),  # the CNN's count: no published reference
 }
 
-# features() at width 0.25 on the 28x28 canvas (per_res_cnn: a native 28x28 image)
+# features() at width 0.25 on the 28x28 canvas (per_res_cnn: a native 28x28 image); the last
+# canvas map is the one before the final pool to 2x2
 FEATURE_SHAPES = {
-    "cnn": [(8, 14, 14), (16, 7, 7), (24, 2, 2)],
-    "sicnn": [(7 * 8, 14, 14), (7 * 16, 7, 7), (7 * 24, 2, 2)],  # 7 scale columns
-    "si_convnet": [(8, 14, 14), (16, 7, 7), (24, 2, 2)],
-    "sevf_scalar": [(8, 14, 14), (16, 7, 7), (24, 2, 2)],
-    "sevf_vector": [(2 * 6, 14, 14), (2 * 11, 7, 7), (2 * 17, 2, 2)],  # (u, v) per channel
-    "dss_scalar": [(8, 14, 14), (16, 7, 7), (24, 2, 2)],
-    "dss_vector": [(2 * 8, 14, 14), (2 * 16, 7, 7), (2 * 24, 2, 2)],  # 2 scales
+    "cnn": [(8, 14, 14), (16, 7, 7), (24, 7, 7)],
+    "sicnn": [(7 * 8, 14, 14), (7 * 16, 7, 7), (7 * 24, 7, 7)],  # 7 scale columns
+    "si_convnet": [(8, 14, 14), (16, 7, 7), (24, 7, 7)],
+    "sevf_scalar": [(8, 14, 14), (16, 7, 7), (24, 7, 7)],
+    "sevf_vector": [(2 * 6, 14, 14), (2 * 11, 7, 7), (2 * 17, 7, 7)],  # (u, v) per channel
+    "dss_scalar": [(8, 14, 14), (16, 7, 7), (24, 7, 7)],
+    "dss_vector": [(2 * 8, 14, 14), (2 * 16, 7, 7), (2 * 24, 7, 7)],  # 2 scales
     "per_res_cnn": [(9, 14, 14), (17, 7, 7), (26, 7, 7)],
 }
 

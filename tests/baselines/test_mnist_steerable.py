@@ -29,14 +29,15 @@ PARAMS = {
     "disco": (494_549, 494_549),
 }
 
-# features() at width 0.25: a scale axis is folded into the channels
+# features() at width 0.25: a scale axis is folded into the channels; the last map is the one
+# before the final pool to 2x2 (DISCO: 14x14, before its max-pool 7 and average-pool 2)
 FEATURE_SHAPES = {
-    "ss_cnn": [(8, 14, 14), (15, 7, 7), (22, 2, 2)],
-    "sesn_scalar": [(8, 14, 14), (16, 7, 7), (24, 2, 2)],
-    "sesn_scalar_p": [(8, 14, 14), (16, 7, 7), (24, 2, 2)],
-    "sesn_vector": [(8 * 3, 14, 14), (16 * 3, 7, 7), (24, 2, 2)],
-    "sesn_vector_p": [(8 * 3, 14, 14), (16 * 3, 7, 7), (24, 2, 2)],
-    "disco": [(8 * 4, 28, 28), (16 * 4, 14, 14), (24, 2, 2)],  # x2 up-sampling inside
+    "ss_cnn": [(8, 14, 14), (15, 7, 7), (22, 7, 7)],
+    "sesn_scalar": [(8, 14, 14), (16, 7, 7), (24, 7, 7)],
+    "sesn_scalar_p": [(8, 14, 14), (16, 7, 7), (24, 7, 7)],
+    "sesn_vector": [(8 * 3, 14, 14), (16 * 3, 7, 7), (24, 7, 7)],
+    "sesn_vector_p": [(8 * 3, 14, 14), (16 * 3, 7, 7), (24, 7, 7)],
+    "disco": [(8 * 4, 28, 28), (16 * 4, 14, 14), (24, 14, 14)],  # x2 up-sampling inside
 }
 
 
