@@ -182,3 +182,12 @@ def test_bad_arguments(call, match, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a basis written by the "kind" case stays in tmp_path
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_default_fit_has_a_new_key_so_bases_cached_by_the_8_image_fit_are_not_reused():
+    old_default = DiscoFit(steps=100, num_images=8, image_size=80, seed=0)
+    assert DiscoFit().num_images == 32 and DiscoFit().images().shape == (32, 1, 80, 80)
+    for k, e, scales in [(K, E, SCALES), (15, 7, [1.0, 1.26, 1.59, 2.0])]:
+        assert proxy_cache_key(k, e, scales, DiscoFit()) != proxy_cache_key(
+            k, e, scales, old_default
+        )
