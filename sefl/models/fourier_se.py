@@ -1,7 +1,7 @@
 """SEFL models for images and sequences: Rahman & Yeh, "Truly Scale-Equivariant Deep Nets with
 Fourier Layers", NeurIPS 2023 (specs/sefl-method.md section 4).
 
-``FourierSE2d`` is the MNIST-scale model: 4 blocks (localised spectral conv + complex 1x1
+``FourierSE2d`` is the MNIST-scale model: 4 blocks (localised spectral conv + real 1x1
 residual, then the scale-equivariant nonlinearity), channels 32/64/100/100, and a multi-level
 head. ``FourierSE1d`` is its 1D counterpart (the authors' 1D code is broken; this one is built
 and tested like the 2D model). ``equivariant=False`` swaps in a plain pointwise nonlinearity at
@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sefl.layers import (
-    ComplexChannelMix,
     PointwiseNonlin,
+    RealChannelMix,
     ScaleEqNonlin1d,
     ScaleEqNonlin2d,
     SpectralConv1d,
@@ -98,7 +98,7 @@ class FourierSE(nn.Module):
             else:
                 nonlin = PointwiseNonlin(c_out, ndim, activation)
             conv = conv_cls(c_in, c_out, global_modes, local_modes)
-            blocks.append(FourierBlock(conv, ComplexChannelMix(c_in, c_out), nonlin, ndim))
+            blocks.append(FourierBlock(conv, RealChannelMix(c_in, c_out), nonlin, ndim))
         self.blocks = nn.ModuleList(blocks)
         self.head = MultiLevelHead(
             channels[-1],

@@ -1,7 +1,7 @@
 """The STL-10-scale SEFL model: Rahman & Yeh, NeurIPS 2023 (specs/sefl-method.md section 4,
 specs/baselines.md section 9.2).
 
-Stem: complex 1x1 (3 -> 32) and a scale-equivariant nonlinearity (40..97 step 8). Three residual
+Stem: real 1x1 (3 -> 32) and a scale-equivariant nonlinearity (40..97 step 8). Three residual
 blocks ``x -> N2(L2(N1(L1(x))) + mix_1x1(x))``: (32 -> 128, G 64, n 7, 40..97 step 8, then
 max-pool), (-> 256, G 32, n 5, 20..49 step 4, then max-pool), (-> 512, G 16, n 5, 10..25 step 2).
 Head: levels 10, 12, ... up to ceil(R / 4) + 1 (at most 25) on a 25x25 grid, max-pooled 13 ->
@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sefl.layers import (
-    ComplexChannelMix,
     PointwiseNonlin,
+    RealChannelMix,
     ScaleEqMaxPool2d,
     ScaleEqNonlin2d,
     SpectralConv2d,
@@ -83,11 +83,11 @@ class FourierSESTL(FourierSE):
             )
             return ResidualFourierBlock(
                 convs,
-                ComplexChannelMix(c_in, c_out),
+                RealChannelMix(c_in, c_out),
                 (nonlin(c_out, *res), nonlin(c_out, *res, pooled)),
             )
 
-        self.stem = nn.ModuleList([ComplexChannelMix(in_channels, c0), nonlin(c0, 40, 97, 8)])
+        self.stem = nn.ModuleList([RealChannelMix(in_channels, c0), nonlin(c0, 40, 97, 8)])
         self.blocks = nn.ModuleList(
             [
                 block(c0, c1, 64, 7, (40, 97, 8), True),

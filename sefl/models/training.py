@@ -48,7 +48,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     groups: dict[float, list] = {}
     for module in model.modules():
         if isinstance(module, _SpectralConv):
-            special[id(module.local_weight)] = 0.0
+            special[id(module.taps)] = 0.0
         if isinstance(module, _ScaleEqNonlin) and module.norm:
             for level, w, b in zip(module.levels, module.norm_weights, module.norm_biases):
                 decay = (level / module.max_resolution) ** 2 * weight_decay

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sefl.layers import (
-    ComplexChannelMix,
+    RealChannelMix,
     ScaleEqMaxPool2d,
     ScaleEqNonlin1d,
     ScaleEqNonlin2d,
@@ -17,7 +17,7 @@ from sefl.layers import (
     plan_levels,
     resolution_set,
 )
-from sefl.spectral import resample, to_space, to_spectrum
+from sefl.spectral import resample, signed_frequencies, to_space, to_spectrum
 
 # Relative error bounds of the issue: float64 at rounding level, float32 a few ulps of the sums.
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5}
@@ -114,7 +114,7 @@ def fast_and_oracle(ndim, n, step, dtype, activation):
     randomise_norms(fast, n)
     oracle = cls(5, 6, 28, step, activation=activation, implementation="loop").to(dtype)
     oracle.load_state_dict(fast.state_dict())
-    # A non-Hermitian zero column, as a complex channel mixing leaves it.
+    # A non-Hermitian zero column: both implementations must read it the same way (as irfft).
     spec = to_spectrum(torch.randn((4, 5) + (n,) * ndim, dtype=dtype), ndim) * (1 + 0.4j)
     spec.requires_grad_(True)
     args = () if ndim == 2 else (n,)
@@ -218,7 +218,114 @@ def test_regulariser_is_positive_and_differentiable():
     layer = SpectralConv2d(2, 3, 28, 5)
     reg = layer.regulariser()
     reg.backward()
-    assert reg > 0 and layer.local_weight.grad.abs().sum() > 0
+    assert reg > 0 and layer.taps.grad.abs().sum() > 0
+
+
+def impulse_responses(layer, c_in, ndim, n):
+    """The layer's response to a unit impulse in each input channel on an n-point grid:
+    ``[C_in, C_out, n(, n)]`` real float64."""
+    delta = torch.zeros((c_in, c_in) + (n,) * ndim, dtype=torch.float64)
+    delta[(range(c_in), range(c_in)) + (0,) * ndim] = 1.0
+    with torch.no_grad():
+        return space_map(layer, ndim)(delta)
+
+
+def band_projected_taps(n_taps, ndim, n):
+    """The band projection (resample to the same grid: Nyquist dropped) of a unit impulse at
+    each tap of an n-tap filter: ``[n_taps^ndim, n^ndim]``, one flattened row per tap."""
+    taps = torch.zeros((n_taps**ndim,) + (n,) * ndim, dtype=torch.float64)
+    for row, tap in enumerate(torch.cartesian_prod(*[torch.arange(n_taps)] * ndim).view(-1, ndim)):
+        taps[(row, *tap.tolist())] = 1.0
+    return resample(taps, n, ndim).flatten(1)
+
+
+def least_squares_residual(response, basis):
+    """Relative residual of the best fit of each row of ``response`` [P, F] by the rows of
+    ``basis`` [T, F] (real coefficients)."""
+    coeffs = torch.linalg.lstsq(basis.T, response.T).solution
+    return float((basis.T @ coeffs - response.T).norm() / response.norm())
+
+
+@given(
+    ndim=st.sampled_from([1, 2]),
+    c_in=st.integers(1, 3),
+    c_out=st.integers(1, 3),
+    modes=st.sampled_from([8, 16, 28]),
+    local=st.integers(1, 7),
+    seed=st.integers(0, 1000),
+)
+def test_the_convolution_is_a_real_n_tap_filter_on_its_grid(ndim, c_in, c_out, modes, local, seed):
+    """On the G-point grid, every channel pair's impulse response is a real filter supported on
+    taps 0..n-1 (per axis), band-projected: the authors' function (spec section 3)."""
+    torch.manual_seed(seed)
+    cls = SpectralConv2d if ndim == 2 else SpectralConv1d
+    layer = cls(c_in, c_out, modes, local).double()
+    response = impulse_responses(layer, c_in, ndim, modes).flatten(0, 1).flatten(1)
+    basis = band_projected_taps(local, ndim, modes)
+    assert least_squares_residual(response, basis) <= 1e-10
+
+
+@given(
+    ndim=st.sampled_from([1, 2]),
+    c_in=st.integers(1, 3),
+    c_out=st.integers(1, 3),
+    n=st.integers(3, 20),
+    seed=st.integers(0, 1000),
+)
+def test_the_channel_mix_is_a_real_1x1(ndim, c_in, c_out, n, seed):
+    """Each channel pair's impulse response is a real multiple of the (band-projected) delta."""
+    torch.manual_seed(seed)
+    mix = RealChannelMix(c_in, c_out).double()
+    # space_map passes 1D layers the grid size, which a 1x1 does not need.
+    layer = mix if ndim == 2 else lambda spec, _: mix(spec)
+    response = impulse_responses(layer, c_in, ndim, n).flatten(0, 1).flatten(1)
+    assert least_squares_residual(response, band_projected_taps(1, ndim, n)) <= 1e-10
+
+
+@given(
+    ndim=st.sampled_from([1, 2]),
+    modes=st.sampled_from([4, 8, 16, 28, 64]),
+    local=st.integers(1, 9),
+    n=st.integers(3, 70),
+    seed=st.integers(0, 1000),
+)
+def test_the_filter_multiplier_is_the_dirichlet_interpolation(ndim, modes, local, n, seed):
+    """W built from the taps equals the spec's definition W = M L M^T, L = DFT_n(taps)."""
+    torch.manual_seed(seed)
+    cls = SpectralConv2d if ndim == 2 else SpectralConv1d
+    layer = cls(2, 3, modes, local).double()
+    h = layer.active_band(n)
+    local_dft = layer.local.detach()
+    torch.testing.assert_close(
+        local_dft, torch.fft.fftn(layer.taps.detach(), dim=tuple(range(-ndim, 0)))
+    )
+    cols = dirichlet_matrix(torch.arange(h + 1), local, modes)
+    if ndim == 2:
+        rows = dirichlet_matrix(signed_frequencies(2 * h + 1), local, modes)
+        expected = torch.einsum("xm,iomn,yn->ioxy", rows, local_dft, cols)
+    else:
+        expected = torch.einsum("km,iom->iok", cols, local_dft)
+    torch.testing.assert_close(layer.weight(h).detach(), expected, atol=1e-12, rtol=1e-12)
+
+
+@given(
+    ndim=st.sampled_from([1, 2]),
+    local=st.integers(1, 9),
+    dtype=st.sampled_from([torch.float64, torch.float32]),
+    seed=st.integers(0, 1000),
+)
+def test_regulariser_uses_the_authors_normalisation(ndim, local, dtype, seed):
+    """||L P|| + ||ifft_n(L, norm="forward")||, and the spatial term is n^ndim ||taps||."""
+    torch.manual_seed(seed)
+    cls = SpectralConv2d if ndim == 2 else SpectralConv1d
+    layer = cls(2, 3, 28, local).to(dtype)
+    taps = layer.taps.detach().double()
+    u = torch.linspace(0, 1, local, dtype=torch.float64)
+    grid = torch.meshgrid(*[u] * ndim, indexing="ij")
+    penalty = 30 * torch.exp(-10 * sum((g - 0.5) ** 2 for g in grid))
+    dft = torch.fft.fftn(taps, dim=tuple(range(-ndim, 0)))
+    expected = (dft * penalty).norm() + local**ndim * taps.norm()
+    assert rel(layer.regulariser().detach().double(), expected) <= TOLERANCE[dtype]
 
 
 def test_level_plan_visits_the_coarsest_resolution_of_each_band():
@@ -248,7 +355,7 @@ def test_level_plan_visits_the_coarsest_resolution_of_each_band():
         (lambda: ScaleEqNonlin2d(2, 6, 28, step=0), "step"),
         (lambda: ScaleEqNonlin2d(2, 6, 28, implementation="gpu"), "implementation"),
         (lambda: ScaleEqNonlin1d(2, 30, 28), "max_resolution"),
-        (lambda: ComplexChannelMix(2, 3)(torch.randn(1, 2, 4, 3)), "complex"),
+        (lambda: RealChannelMix(2, 3)(torch.randn(1, 2, 4, 3)), "complex"),
     ],
 )
 def test_bad_input_names_the_argument(call, match):

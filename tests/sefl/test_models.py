@@ -3,14 +3,15 @@
 import pytest
 import torch
 
+from sefl.layers import RealChannelMix, level_sizes, resolution_set
 from sefl.models import FourierSE1d, FourierSE2d, FourierSESTL
 from sefl.spectral import resample
 
 # (model factory, top resolution, lower resolutions that must be exact)
 MODELS = {
-    "mnist": (lambda: FourierSE2d(width=0.125), 28, [8, 9, 14, 20, 27]),
-    "stl": (lambda: FourierSESTL(width=1 / 32), 97, [49, 65, 89]),
-    "1d": (lambda: FourierSE1d(width=0.125), 72, [24, 25, 47, 71]),
+    "mnist": (lambda **kw: FourierSE2d(width=0.125, **kw), 28, [8, 9, 14, 20, 27]),
+    "stl": (lambda **kw: FourierSESTL(width=1 / 32, **kw), 97, [49, 65, 89]),
+    "1d": (lambda **kw: FourierSE1d(width=0.125, **kw), 72, [24, 25, 47, 71]),
 }
 
 
@@ -88,20 +89,84 @@ def test_every_parameter_gets_a_gradient():
     assert missing == []
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_fast_path_model_equals_the_loop_oracle(name):
+    """The spectral convolutions and 1x1s are shared; the nonlinearities differ in
+    implementation only: same weights, same features and logits."""
+    model, x, lower, ndim = make(name)
+    oracle = MODELS[name][0](implementation="loop").double().eval()
+    oracle.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        for inp in (x, resample(x, lower[-1], ndim)):
+            for f_fast, f_loop in zip(model.features(inp), oracle.features(inp)):
+                assert rel(f_fast, f_loop) <= 1e-12
+            assert rel(model.forward_levels(inp), oracle.forward_levels(inp)) <= 1e-12
+
+
 def test_param_groups_follow_the_paper():
     model = FourierSE2d(width=0.125)
-    groups = {g["weight_decay"]: len(g["params"]) for g in model.param_groups(3e-2)}
-    assert groups[0.0] == 4  # the four spectral weights
+    groups = {g["weight_decay"]: g["params"] for g in model.param_groups(3e-2)}
+    # The four filters, undecayed (the regulariser replaces decay), and nothing else.
+    assert {id(p) for p in groups[0.0]} == {id(b.conv.taps) for b in model.blocks}
+    groups = {wd: len(ps) for wd, ps in groups.items()}
     assert pytest.approx(max(groups)) == 3e-2
     assert sum(groups.values()) == len(list(model.parameters()))
     norm_decays = sorted(wd for wd in groups if 0 < wd < 3e-2)
     assert pytest.approx(norm_decays[0]) == (6 / 28) ** 2 * 3e-2
 
 
-def test_parameter_count_at_width_1():
-    model = FourierSE2d()
-    complex_params = sum(p.numel() // 2 for n, p in model.named_parameters() if "local_weight" in n)
-    assert complex_params == 1 * 32 * 25 + 32 * 64 * 25 + 64 * 100 * 25 + 100 * 100 * 25
+def head_params(channels, cells, hidden=256, classes=10):
+    """LayerNorm, Linear, LayerNorm, Linear of the multi-level head."""
+    features = channels * cells
+    return 2 * features + (features + 1) * hidden + 2 * hidden + (hidden + 1) * classes
+
+
+def norm_params(channels, base, top, step, pooled=False):
+    """Instance norms with affine scale and shift, one per level."""
+    return 2 * channels * len(level_sizes(resolution_set(base, top, step), pooled))
+
+
+# Width 1, effective real numbers: each filter is a real n (x n) tensor per channel pair, each
+# 1x1 a real C_in x C_out matrix; nothing is complex.
+MNIST_CHANNELS = [(1, 32), (32, 64), (64, 100), (100, 100)]
+STL_BLOCKS = [(32, 128, 7, (40, 97, 8)), (128, 256, 5, (20, 49, 4)), (256, 512, 5, (10, 25, 2))]
+PARAMETER_COUNTS = {
+    "mnist": (
+        lambda: FourierSE2d(),
+        sum(i * o * 5 * 5 for i, o in MNIST_CHANNELS),
+        sum(i * o for i, o in MNIST_CHANNELS),
+        sum(norm_params(o, 6, 28, 1) for _, o in MNIST_CHANNELS) + head_params(100, 4),
+    ),
+    "stl": (
+        lambda: FourierSESTL(),
+        sum(i * o * n * n + o * o * n * n for i, o, n, _ in STL_BLOCKS),
+        3 * 32 + sum(i * o for i, o, _, _ in STL_BLOCKS),
+        norm_params(32, 40, 97, 8)
+        + sum(
+            norm_params(o, *res) + norm_params(o, *res, pooled=k < 2)
+            for k, (_, o, _, res) in enumerate(STL_BLOCKS)
+        )
+        + head_params(512, 4),
+    ),
+    "1d": (
+        lambda: FourierSE1d(),
+        sum(i * o * 9 for i, o in MNIST_CHANNELS),
+        sum(i * o for i, o in MNIST_CHANNELS),
+        sum(norm_params(o, 12, 72, 1) for _, o in MNIST_CHANNELS) + head_params(100, 4),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(PARAMETER_COUNTS))
+def test_parameter_counts_at_width_1(name):
+    factory, filters, mixes, rest = PARAMETER_COUNTS[name]
+    model = factory()
+    params = dict(model.named_parameters())
+    assert not any(p.is_complex() for p in params.values())
+    assert sum(p.numel() for n, p in params.items() if n.endswith(".taps")) == filters
+    mix_names = [n for n, m in model.named_modules() if isinstance(m, RealChannelMix)]
+    assert sum(params[f"{n}.weight"].numel() for n in mix_names) == mixes
+    assert sum(p.numel() for p in params.values()) == filters + mixes + rest
 
 
 @pytest.mark.parametrize(
