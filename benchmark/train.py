@@ -8,7 +8,8 @@ on the test split: accuracy
 overall and per resolution, the equivariance error per block and per resolution (ideal
 down-scaling, and bicubic as a second column) on a fixed subset of test images, scale
 consistency, the parameter count, training time (``time/train_s``: the epochs, validation
-included), the time of this final evaluation (``time/eval_s``) and throughput.
+included), the time of this final evaluation (``time/eval_s``), throughput and the split sizes
+built (``data/n_train``, ``data/n_val``, ``data/n_test``).
 
 Per-epoch metrics leave through ``on_epoch(metrics, state)``; ``state`` is everything needed to
 continue (``save_state``/``load_state`` write and read it), and ``run_trial(..., resume=state)``
@@ -413,6 +414,9 @@ def run_trial(
         "throughput/train_img_s": state["train_images"] / max(state["train_step_s"], 1e-9),
         "throughput/eval_img_s": n_test / max(test_s, 1e-9),
     })
+    # The split sizes built (a partial pool shrinks the ones left to the protocol), so that a
+    # report can tell a run at the published sizes from one at reduced sizes.
+    metrics.update({f"data/n_{split}": float(len(data)) for split, data in task.splits.items()})
     info = {"plan": asdict(plan), "own_loss": own_loss, "input_mode": mode,
             "select": trial["select"], "tested_epoch": tested_epoch,
             "best_epoch": state["best_epoch"], "best_val_acc": state["best_val_acc"],

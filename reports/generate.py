@@ -137,7 +137,7 @@ def build_report(suite: str, tracking_uri: str, out_dir: Path, ui_url: str,
               summary_table(finished, "stl10_scale"), summary_table(finished, "mnist1d_scale")]
     table_dir = out_dir / "tables"
     sections = [_write_table(t.grid(), t.frame, table_dir, t.name) for t in tables]
-    repro = reproduction_frame(tables)
+    repro = reproduction_frame(tables, finished)
     repro_grid = reproduction_grid(repro)
     sections.append(_write_table(repro_grid, repro, table_dir, "reproduction"))
     problems = problem_grids(runs)

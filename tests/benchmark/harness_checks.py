@@ -86,7 +86,7 @@ def expected_final_metrics(resolutions: list[int], blocks: int) -> set[str]:
     lower = resolutions[:-1]
     names = {"test/acc", "equiv/err", "equiv/err_bicubic", "scale/consistency",
              "params/count", "time/train_s", "time/eval_s", "throughput/train_img_s",
-             "throughput/eval_img_s"}
+             "throughput/eval_img_s", "data/n_train", "data/n_val", "data/n_test"}
     names |= {f"test/acc/res_{r}" for r in resolutions}
     for prefix in ("equiv/err", "equiv/err_bicubic"):
         names |= {f"{prefix}/res_{r}" for r in lower}

@@ -44,7 +44,7 @@ def test_trial_reports_every_schema_metric(task, model):
     lower = [r for r in task.resolutions if r < max(task.resolutions)]
     expected = {"test/acc", "equiv/err", "equiv/err_bicubic", "scale/consistency",
                 "params/count", "time/train_s", "time/eval_s", "throughput/train_img_s",
-                "throughput/eval_img_s"}
+                "throughput/eval_img_s", "data/n_train", "data/n_val", "data/n_test"}
     expected |= {f"test/acc/res_{r}" for r in task.resolutions}
     expected |= {f"equiv/err/res_{r}" for r in lower}
     expected |= {f"equiv/err_bicubic/res_{r}" for r in lower}
@@ -56,6 +56,7 @@ def test_trial_reports_every_schema_metric(task, model):
     assert 0 <= m["test/acc"] <= 1 and 0 <= m["scale/consistency"] <= 1
     assert m["equiv/err"] == m[f"equiv/err/block_{blocks}"] >= 0
     assert m["params/count"] > 0 and m["throughput/train_img_s"] > 0
+    assert (m["data/n_train"], m["data/n_val"], m["data/n_test"]) == (56, 28, 56)
     # The overall accuracy is the per-resolution accuracies weighted by their counts.
     rows = result.per_resolution
     assert [r["resolution"] for r in rows] == sorted(task.resolutions)
