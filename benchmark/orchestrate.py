@@ -159,6 +159,12 @@ class RecordingCallback(tune.Callback):
             self.outcomes[entry.key] = Outcome("failed", error=error)
             self.progress.failed_trial(entry.name, error)
             return
+        error = (trial.last_result or {}).get("sefl_error")
+        if error is not None:  # a deterministic error, reported instead of raised: no retry
+            self.tracker.fail_trial(run_id, error, trial.last_result.get("sefl_traceback"))
+            self.outcomes[entry.key] = Outcome("failed", error=error)
+            self.progress.failed_trial(entry.name, error)
+            return
         try:
             with trial.checkpoint.as_directory() as folder:
                 metrics = self.tracker.finish_trial(run_id, entry.key, Path(folder))

@@ -7,16 +7,24 @@ MLflow (the driver does). It continues from ``ray.tune.get_checkpoint()`` when T
 after a failure, or from the entry's ``resume_from`` when an earlier invocation was interrupted;
 the epochs done before are reported again so the new run has the whole history (the driver
 logs each epoch once per run).
+
+Tune retries every exception a trainable raises, so only crashes are raised (``is_crash``: out
+of memory, Ray's own errors; a lost node or a preempted worker never reaches Python). Any other
+error is deterministic (a bad option, missing data, a shape mismatch: the same trial fails the
+same way again), so it is reported as a result (``sefl_kind`` "error", ``sefl_error`` its
+one-line message, ``sefl_traceback``) and the trial ends at once, failed, without a retry.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MODEL_FILE", "RESULT_FILE", "STATE_FILE", "checkpoint_uri", "train_in_tune"]
+__all__ = ["MODEL_FILE", "RESULT_FILE", "STATE_FILE", "checkpoint_uri", "is_crash",
+           "train_in_tune"]
 
 STATE_FILE = "state.pt"
 RESULT_FILE = "result.json"
@@ -29,6 +37,15 @@ def checkpoint_uri(checkpoint) -> str:
     if scheme == "local":
         return checkpoint.path
     return f"{ {'gcs': 'gs'}.get(scheme, scheme)}://{checkpoint.path}"
+
+
+def is_crash(error: BaseException) -> bool:
+    """Whether ``error`` is worth a retry from the last checkpoint: out of memory (host or GPU)
+    or an error of Ray itself (e.g. storage lost under ``tune.report``)."""
+    import torch
+    from ray.exceptions import RayError
+
+    return isinstance(error, (MemoryError, torch.OutOfMemoryError, RayError))
 
 
 def _report_history(history: list[dict[str, float]]) -> None:
@@ -78,8 +95,17 @@ def train_in_tune(config: dict[str, Any]) -> None:
 
     # Ray sets CUDA_VISIBLE_DEVICES to the GPUs it gave this trial.
     device = "cuda" if ray.get_gpu_ids() else "cpu"
-    result = run_trial(entry["trial"], data_dir=entry["data_dir"], cache_dir=entry["cache_dir"],
-                       device=device, on_epoch=on_epoch, resume=resume)
+    try:
+        result = run_trial(entry["trial"], data_dir=entry["data_dir"],
+                           cache_dir=entry["cache_dir"], device=device, on_epoch=on_epoch,
+                           resume=resume)
+    except Exception as err:
+        if is_crash(err):
+            raise
+        message = f"{type(err).__name__}: {err}".strip().splitlines()[0]
+        tune.report({"sefl_kind": "error", "sefl_error": message,
+                     "sefl_traceback": traceback.format_exc()})
+        return
     with tempfile.TemporaryDirectory() as folder:
         torch.save(result.state_dict, Path(folder) / MODEL_FILE)
         record = {"trial": entry["trial"], "key": entry["key"], "version": entry["version"],

@@ -35,9 +35,11 @@ def test_smoke_subset_with_a_failing_trial(tmp_path, tmp_path_factory, monkeypat
             "--data-dir", str(tmp_path_factory.getbasetemp() / "harness-data")]
 
     assert main([*args, "--model", "harness_models:failing"]) == 1
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "FAILED mnist1d_scale/harness_models:failing/s0: RuntimeError: deliberate failure" \
         in out
+    assert "retrying" not in captured.out + captured.err  # a deterministic error: no retry
 
     client = MlflowClient("sqlite:///mlflow.db")  # the default store, in the working folder
     children, parents = trial_runs(client, "smoke")
