@@ -27,9 +27,27 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["ClusterWatch", "connect", "log_ray_to_file", "outside_modules"]
+__all__ = ["DEFAULT_GPU_SHARE", "ClusterWatch", "connect", "gpu_share", "log_ray_to_file",
+           "outside_modules"]
 
 _OUR_PACKAGES = {"sefl", "baselines", "benchmark", "reports"}
+
+# The GPU a trial of each task gets by default on a cluster with GPUs (README "Run on a
+# cluster"): MNIST-1D nets (40-72 samples, a few thousand weights) and MNIST-scale nets
+# (28-56 px, batches of 128, under a million weights) leave most of a GPU idle, so several
+# share one; STL-10's 96 px RGB nets at batch 128 fill one.
+DEFAULT_GPU_SHARE = {"mnist1d_scale": 0.25, "mnist_scale": 0.5, "stl10_scale": 1.0}
+
+
+def gpu_share(task: str, cluster_gpus: float, asked: float | None) -> float:
+    """The GPUs one trial of ``task`` gets: ``asked`` (``--gpus-per-trial``, 0 forcing the
+    CPU) when given, else none on a cluster without GPUs, else the task's default share
+    (a whole GPU for a task without one), never more than the cluster has."""
+    if asked is not None:
+        return asked
+    if cluster_gpus <= 0:
+        return 0.0
+    return min(DEFAULT_GPU_SHARE.get(task, 1.0), cluster_gpus)
 
 
 def outside_modules(specs: Sequence[str]) -> list[ModuleType]:
@@ -76,8 +94,9 @@ def log_ray_to_file(path: Path) -> None:
 
 def connect(address: str | None, *, num_cpus: int | None = None, cpus_per_trial: float = 1.0,
             gpus_per_trial: float = 0.0, modules: Sequence[ModuleType] = (),
-            verbose: bool = False, log_file: Path | None = None) -> None:
-    """Start a local Ray (``address`` None) or join the cluster at ``address``.
+            verbose: bool = False, log_file: Path | None = None) -> dict[str, float]:
+    """Start a local Ray (``address`` None) or join the cluster at ``address``; the
+    cluster's resources (``{"CPU": 2.0, "GPU": 1.0, ...}``).
 
     Raises ValueError when Ray cannot start or be reached, or when the cluster has fewer CPUs
     or GPUs than one trial asks for (it would wait for them forever).
@@ -111,6 +130,7 @@ def connect(address: str | None, *, num_cpus: int | None = None, cpus_per_trial:
             ray.shutdown()
             raise ValueError(f"{flag} {wanted:g}: the Ray cluster has "
                              f"{have.get(resource, 0):g} {resource}s")
+    return have
 
 
 def _answers(address: str, timeout_s: float = 1.0) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,8 +127,10 @@ class RecordingCallback(tune.Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
         if entry.key not in self.run_ids:  # Tune restarts a trial it retries
-            self.run_ids[entry.key] = self.tracker.start_trial(self.parent_id, entry.trial,
-                                                               entry.key)
+            self.run_ids[entry.key] = self.tracker.start_trial(
+                self.parent_id, entry.trial, entry.key,
+                resources=trial.placement_group_factory.required_resources,
+                data_dir=trial.config["entry"]["data_dir"])
             self.epochs_logged[entry.key] = 0
         self.progress.started(entry.name)
 
@@ -153,12 +155,6 @@ class RecordingCallback(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
         run_id = self.run_ids[entry.key]
-        error = (trial.last_result or {}).get("sefl_error")
-        if error is not None:  # a deterministic error, reported instead of raised: no retry
-            self.tracker.fail_trial(run_id, error, trial.last_result.get("sefl_traceback"))
-            self.outcomes[entry.key] = Outcome("failed", error=error)
-            self.progress.failed_trial(entry.name, error)
-            return
         error = (trial.last_result or {}).get("sefl_error")
         if error is not None:  # a deterministic error, reported instead of raised: no retry
             self.tracker.fail_trial(run_id, error, trial.last_result.get("sefl_traceback"))
@@ -209,7 +205,7 @@ def run_entries(
     experiment: str,
     storage: str,
     cpus_per_trial: float,
-    gpus_per_trial: float,
+    gpu_shares: Mapping[str, float],
     max_failures: int,
     data_dir: str,
     cache_dir: str | None,
@@ -233,7 +229,13 @@ def run_entries(
     space = [{"trial": e.trial, "key": e.key, "resume_from": e.resume_from,
               "data_dir": data_dir, "cache_dir": cache_dir, "version": version}
              for e in entries]
-    trainable = tune.with_resources(train_in_tune, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+    def resources(config: dict[str, Any]) -> tune.PlacementGroupFactory:
+        # A trial's GPU share depends on its task (benchmark.cluster.gpu_share).
+        task = config["entry"]["trial"]["task"]
+        return tune.PlacementGroupFactory([{"CPU": cpus_per_trial,
+                                            "GPU": gpu_shares.get(task, 0.0)}])
+
+    trainable = tune.with_resources(train_in_tune, resources)
     tuner = tune.Tuner(
         trainable,
         param_space={"entry": tune.grid_search(space)},

@@ -75,8 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default: all of this machine's); not with --address")
     resources.add_argument("--cpus-per-trial", type=float, default=1.0,
                            help="CPUs per trial, fractions allowed (default 1)")
-    resources.add_argument("--gpus-per-trial", type=float, default=0.0,
-                           help="GPUs per trial, fractions allowed (default 0)")
+    resources.add_argument("--gpus-per-trial", type=float, default=None,
+                           help="GPUs per trial, fractions allowed; 0: train on the CPU "
+                           "(default: none on a cluster without GPUs, else per task: "
+                           "mnist1d_scale 0.25, mnist_scale 0.5, stl10_scale 1)")
     resources.add_argument("--max-failures", type=int, default=1, help="retries of a trial "
                            "that failed, from its last checkpoint (default 1; -1: no limit)")
     resources.add_argument("--storage", default="ray_results", help="Tune's storage path for "
@@ -103,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _check_numbers(args: argparse.Namespace) -> None:
     if args.cpus_per_trial <= 0:
         raise UserError(f"--cpus-per-trial {args.cpus_per_trial}: must be > 0")
-    if args.gpus_per_trial < 0:
+    if args.gpus_per_trial is not None and args.gpus_per_trial < 0:
         raise UserError(f"--gpus-per-trial {args.gpus_per_trial}: must be >= 0")
     if args.max_failures < -1:
         raise UserError(f"--max-failures {args.max_failures}: must be >= -1")
@@ -155,14 +157,14 @@ def _check_data(trials: list[dict], data_dir: Path, cache_dir: Path | None, down
                 missing_data: str) -> list[dict]:
     """Build each distinct task once (the seed does not decide whether data is there); a task
     that cannot be built stops the run, or with ``missing_data = "skip"`` loses its trials."""
+    from benchmark.tracking import TASK_FIELDS
     from benchmark.train import build_task
     from benchmark.trial import canonical_json
 
-    fields = ("task", "protocol", "n_train", "n_val", "n_test", "task_options")
     problems: dict[str, str | None] = {}
     kept = []
     for trial in trials:
-        ident = canonical_json({f: trial[f] for f in fields})
+        ident = canonical_json({f: trial[f] for f in TASK_FIELDS})
         if ident not in problems:
             try:
                 build_task(trial, str(data_dir), cache_dir and str(cache_dir), download)
@@ -293,6 +295,10 @@ def _summary(plan: _Plan, outcomes: Mapping[str, Any], wall_s: float) -> None:
     print(f"{counts['finished']} finished, {counts['cached']} cached, {counts['failed']} "
           f"failed, {counts['killed']} interrupted in {format_seconds(wall_s)}; MLflow "
           f"{plan.tracking_uri}, experiment sefl-bench/{plan.suite}")
+    elsewhere = sum(o.status == "elsewhere" for o in outcomes.values())
+    if elsewhere:
+        print(f"{elsewhere} trials are being run by another driver on the same store (their "
+              "claims); the same command later picks up any it leaves unfinished")
     for trial, key in zip(plan.trials, plan.keys):
         if outcomes[key].status == "failed":
             print(f"FAILED {trial['task']}/{trial['model']}/s{trial['seed']}: "
@@ -321,7 +327,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise UserError(str(err)) from err
     outside = sorted({t["model"] for t in trials if ":" in t["model"]})
     _check_outside_models(outside)
-    if args.gpus_per_trial > 0 and not args.address:
+    if args.gpus_per_trial and not args.address:
         import torch
 
         if args.gpus_per_trial > torch.cuda.device_count():
@@ -345,7 +351,7 @@ def _execute(args: argparse.Namespace, argv: Sequence[str], plan: _Plan) -> int:
 
     from benchmark import cluster
     from benchmark.progress import Progress
-    from benchmark.tracking import Tracker
+    from benchmark.tracking import Heartbeat, Tracker
 
     if not args.verbose:
         for name in ("mlflow", "alembic"):
@@ -357,29 +363,37 @@ def _execute(args: argparse.Namespace, argv: Sequence[str], plan: _Plan) -> int:
     experiment = f"{plan.suite}-{time.strftime('%Y-%m-%d_%H-%M-%S')}"
     storage = args.storage if "://" in args.storage else str(Path(args.storage).resolve())
     log_file = _ray_log_file(storage, experiment)
+    gpu_shares: dict[str, float] = {}
     if todo:  # before the first write to MLflow: a cluster too small is the user's mistake
         try:
-            cluster.connect(args.address, num_cpus=args.num_cpus,
+            have = cluster.connect(args.address, num_cpus=args.num_cpus,
                             cpus_per_trial=args.cpus_per_trial,
-                            gpus_per_trial=args.gpus_per_trial,
+                            gpus_per_trial=args.gpus_per_trial or 0.0,
                             modules=cluster.outside_modules(plan.outside_models),
                             verbose=args.verbose, log_file=None if args.verbose else log_file)
         except ValueError as err:
             raise UserError(str(err)) from err
+        gpu_shares = {t["task"]: cluster.gpu_share(t["task"], have.get("GPU", 0.0),
+                                                   args.gpus_per_trial) for t, _ in todo}
     # Only now: importing Ray's Tune imports Ray, whose settings connect() decides.
     import ray
 
-    from benchmark.orchestrate import Entry, Outcome, run_entries
+    from benchmark.orchestrate import Outcome, run_entries
 
-    pending = [Entry(t, k, resumable.get(k)) for t, k in todo]
     outcomes = {k: Outcome("cached", metrics=dict(finished[k].data.metrics))
                 for k in plan.keys if k in finished and not args.rerun}
     tracker = tracker or Tracker(plan.tracking_uri, plan.suite, plan.version)
     command = shlex.join(["python", "-m", "benchmark.run", *argv])
+    heartbeat = None
     try:
         tracker.kill_stale()
         parent = tracker.start_parent(command)
-        progress = Progress(total=len(plan.trials), cached=len(outcomes))
+        heartbeat = Heartbeat(tracker, parent)
+        heartbeat.start()
+        pending = _claim(tracker, parent, todo, finished, resumable, outcomes)
+        statuses = [o.status for o in outcomes.values()]
+        progress = Progress(total=len(plan.trials) - statuses.count("elsewhere"),
+                            cached=statuses.count("cached"))
 
         def cluster_lost(so_far: Mapping[str, Any], problem: str) -> None:
             # Called from the cluster watch's thread while Tune's loop still runs: close the
@@ -396,12 +410,14 @@ def _execute(args: argparse.Namespace, argv: Sequence[str], plan: _Plan) -> int:
             outcomes.update(run_entries(
                 pending, tracker=tracker, parent_id=parent, progress=progress,
                 experiment=experiment, storage=storage,
-                cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                cpus_per_trial=args.cpus_per_trial, gpu_shares=gpu_shares,
                 max_failures=args.max_failures, data_dir=str(plan.data_dir),
                 cache_dir=plan.cache_dir and str(plan.cache_dir), version=plan.version,
                 verbose=args.verbose, on_cluster_lost=cluster_lost))
         progress.close()
     finally:
+        if heartbeat is not None:
+            heartbeat.stop()
         if ray.is_initialized():
             ray.shutdown()
     statuses = _close(plan, tracker, parent, outcomes)
@@ -409,6 +425,28 @@ def _execute(args: argparse.Namespace, argv: Sequence[str], plan: _Plan) -> int:
 
 
 EXIT_CLUSTER_LOST = 3
+
+
+def _claim(tracker, parent: str, todo: Sequence[tuple[dict, str]], finished: Mapping[str, Any],
+           resumable: Mapping[str, str], outcomes: dict[str, Any]) -> list:
+    """The entries this driver runs: those of ``todo`` it could claim and that no other
+    driver finished meanwhile. The others go into ``outcomes`` as "elsewhere" (a live driver
+    holds them) or "cached"."""
+    from benchmark.orchestrate import Entry, Outcome
+
+    mine = tracker.claim([k for _, k in todo], parent) if todo else set()
+    # A driver that just ended has released its claims: what it finished is not run again.
+    done_now = {k: run for k, run in tracker.finished().items()
+                if k in mine and k not in finished} if mine else {}
+    pending = []
+    for trial, key in todo:
+        if key in done_now:
+            outcomes[key] = Outcome("cached", metrics=dict(done_now[key].data.metrics))
+        elif key in mine:
+            pending.append(Entry(trial, key, resumable.get(key)))
+        else:
+            outcomes[key] = Outcome("elsewhere")
+    return pending
 
 
 def _ray_log_file(storage: str, experiment: str) -> Path:
@@ -453,6 +491,7 @@ def _close(plan: _Plan, tracker, parent: str, outcomes: Mapping[str, Any]) -> li
                            "trials/cached": statuses.count("cached"),
                            "trials/finished": statuses.count("finished"),
                            "trials/failed": statuses.count("failed"),
+                           "trials/elsewhere": statuses.count("elsewhere"),
                            "time/suite_s": wall_s,
                            **{f"time/trials_{part}_s": sum(
                                o.metrics.get(f"time/{part}_s", 0.0) for o in outcomes.values()

@@ -247,6 +247,13 @@ def _loss_and_logits(model: nn.Module, x: Tensor, y: Tensor,
     return loss, levels[-1][:, -1].detach()
 
 
+def _to_device(device: torch.device, *tensors: Tensor) -> tuple[Tensor, ...]:
+    """Batches to ``device``; to a GPU through pinned memory, the copy not blocking the host."""
+    if device.type != "cuda":
+        return tensors
+    return tuple(t.pin_memory().to(device, non_blocking=True) for t in tensors)
+
+
 @torch.no_grad()
 def _correct_per_resolution(model: nn.Module, batches: Iterable,
                             device: torch.device) -> tuple[dict[int, list[int]], int]:
@@ -254,7 +261,8 @@ def _correct_per_resolution(model: nn.Module, batches: Iterable,
     model.eval()
     counts: dict[int, list[int]] = {}
     for x, y, r in batches:
-        pred = model(x.to(device)).argmax(-1).cpu()
+        (x,) = _to_device(device, x)
+        pred = model(x).argmax(-1).cpu()
         entry = counts.setdefault(int(r), [0, 0])
         entry[0] += int((pred == y).sum())
         entry[1] += int(y.numel())
@@ -361,7 +369,7 @@ def run_trial(
         model.train()
         loss_sum, correct, seen = 0.0, 0, 0
         for step, (x, y, _) in enumerate(batches("train", trial["train_batches"], epoch)):
-            x, y = x.to(device), y.to(device)
+            x, y = _to_device(device, x, y)
             loss, logits = _loss_and_logits(model, x, y, plan.weight_decay)
             if not torch.isfinite(loss):
                 raise FloatingPointError(

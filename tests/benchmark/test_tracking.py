@@ -1,16 +1,23 @@
-"""The MLflow side: runs, tags, params, metrics, artifacts, lookups of finished and stale runs."""
+"""The MLflow side: runs, tags, params, metrics, artifacts, lookups of finished and stale runs,
+claims of trials by concurrent drivers."""
 
 from __future__ import annotations
 
 import csv
 import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import torch
 from mlflow import MlflowClient
 
-from benchmark.tracking import Tracker, experiment_name, store_exists
+from benchmark.tracking import CLAIM_TTL_S, Tracker, experiment_name, store_exists
 from benchmark.trial import normalize_trial
 
 TRIAL = normalize_trial({"task": "mnist1d_scale", "model": "sefl", "seed": 2, "epochs": 2,
@@ -134,3 +141,92 @@ def test_reading_a_missing_experiment_creates_nothing(uri):
     tracker = Tracker(uri, "never-run", "0.1.0")
     assert tracker.finished() == {} and tracker.stale() == [] and tracker.resumable() == {}
     assert MlflowClient(uri).get_experiment_by_name(experiment_name("never-run")) is None
+
+
+def _driver(tracker: Tracker, host: str = "another-host", pid: int = 1,
+            beat_age_s: float = 0.0) -> str:
+    """A parent run as another driver's: its host:pid and a heartbeat ``beat_age_s`` old."""
+    parent = tracker.start_parent("run")
+    tracker.set_tag(parent, "sefl.driver", f"{host}:{pid}")
+    tracker.set_tag(parent, "sefl.heartbeat", str(int((time.time() - beat_age_s) * 1000)))
+    return parent
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_stale_spares_the_runs_of_a_live_driver(uri):
+    tracker = Tracker(uri, "two-drivers", "0.1.0")
+    live, gone = _driver(tracker), _driver(tracker, beat_age_s=CLAIM_TTL_S + 1)
+    tracker.start_trial(live, TRIAL, "a")
+    tracker.start_trial(gone, TRIAL, "b")
+    stale = {r.info.run_id: r for r in tracker.stale()}
+    assert gone in stale and live not in stale
+    assert {r.data.tags.get("sefl.trial_key") for r in stale.values()} == {None, "b"}
+
+
+@pytest.mark.parametrize("how", ["ended", "silent", "process gone"])
+def test_a_claim_lives_as_long_as_its_driver(uri, how):
+    tracker = Tracker(uri, f"claims-{how.replace(' ', '-')}", "0.1.0")
+    first = _driver(tracker)
+    assert tracker.claim(["k1", "k2"], first) == {"k1", "k2"}
+    assert tracker.claim(["k1", "k2"], first) == {"k1", "k2"}  # claiming again is harmless
+    second = _driver(tracker, host="third-host")
+    assert tracker.claim(["k1", "k2", "k3"], second) == {"k3"}  # the first driver is alive
+    if how == "ended":
+        tracker.end_parent(first, "KILLED", {})
+    elif how == "silent":  # its machine went: no heartbeat for longer than the claims live
+        tracker.set_tag(first, "sefl.heartbeat",
+                        str(int((time.time() - CLAIM_TTL_S - 1) * 1000)))
+    else:  # on this machine, its process is not there any more
+        tracker.set_tag(first, "sefl.driver", f"{socket.gethostname()}:{_dead_pid()}")
+    assert tracker.claim(["k1", "k2", "k3"], second) == {"k1", "k2", "k3"}
+    assert tracker.claim(["k1"], first if how != "ended" else _driver(tracker)) == set()
+
+
+def test_concurrent_claims_give_each_trial_to_exactly_one_driver(uri):
+    keys = [f"key{i}" for i in range(30)]
+    trackers = [Tracker(uri, "claims-race", "0.1.0") for _ in range(4)]
+    parents = [_driver(t, host=f"host{i}") for i, t in enumerate(trackers)]
+    barrier = threading.Barrier(len(trackers))
+
+    def claim(i: int) -> set[str]:
+        barrier.wait()
+        # Each driver claims the keys in its own order, so that they collide mid-way.
+        return trackers[i].claim(keys[i * 7:] + keys[:i * 7], parents[i])
+
+    with ThreadPoolExecutor(len(trackers)) as pool:
+        held = list(pool.map(claim, range(len(trackers))))
+    assert sorted(k for h in held for k in h) == sorted(keys)  # each once, none left out
+
+
+def test_runs_open_as_model_training_with_the_task_as_dataset(uri, tmp_path, capfd):
+    tracker = Tracker(uri, "as-users-expect", "0.1.0")
+    parent = tracker.start_parent("run")
+    run_id = tracker.start_trial(parent, TRIAL, "k1", data_dir=str(tmp_path / "data"))
+    other = tracker.start_trial(parent, {**TRIAL, "seed": 3}, "k2", data_dir=str(tmp_path))
+    sized = tracker.start_trial(parent, {**TRIAL, "n_train": 64}, "k3", data_dir=str(tmp_path))
+    client = MlflowClient(uri)
+    experiment = client.get_experiment(tracker.experiment_id(create=False))
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    [data] = client.get_run(run_id).inputs.dataset_inputs
+    assert data.dataset.name == "mnist1d_scale"
+    assert json.loads(data.dataset.source) == {"uri": str(tmp_path / "data")}
+    digests = [client.get_run(r).inputs.dataset_inputs[0].dataset.digest
+               for r in (run_id, other, sized)]
+    assert digests[0] == digests[1] != digests[2]  # the seed does not change the data
+    # Reading an artifact back prints no progress bar (reports download every trial's).
+    tracker.finish_trial(run_id, "k1", _result_dir(tmp_path, "k1"))
+    capfd.readouterr()
+    client.download_artifacts(run_id, "per_resolution.csv", str(tmp_path))
+    assert "Downloading" not in capfd.readouterr().err
+
+
+def test_an_experiment_made_by_an_older_version_gets_the_kind(uri):
+    client = MlflowClient(uri)
+    made = client.create_experiment(experiment_name("older"))
+    Tracker(uri, "older", "0.1.0").start_parent("run")
+    assert client.get_experiment(made).tags["mlflow.experimentKind"] == "custom_model_development"
