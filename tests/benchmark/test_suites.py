@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,25 @@ def test_mistakes_name_file_line_and_key(tmp_path, text, line, key, problem):
     message = str(info.value)
     assert message.startswith(f"{path.resolve()}:{line}: {key}: "), message
     assert problem in message
+
+
+@pytest.mark.parametrize("n_train", [1000, 2500])
+def test_data_efficiency_cnn_trains_at_its_n_train_and_batch_on_the_mnist_here(
+    n_train, tmp_path
+):
+    import os
+
+    from benchmark.train import run_trial
+
+    data_dir = os.environ.get("SEFL_DATA_DIR")
+    if not data_dir or not (Path(data_dir) / "mnist").is_dir():
+        pytest.skip("real MNIST absent: set SEFL_DATA_DIR to the folder that holds mnist/")
+    (trial,) = [t for t in expand_suite(load_suite("data_efficiency"), models=["cnn"], seeds=[0])
+                if t["n_train"] == n_train]
+    # A small subset of the work: one epoch of three batches, narrow, a short evaluation.
+    small = {**trial, "epochs": 1, "width": 0.25, "train_batches": 3, "eval_batches": 1,
+             "equiv_images": 2}
+    result = run_trial(small, data_dir=data_dir, cache_dir=str(tmp_path))
+    assert result.metrics["data/n_train"] == n_train  # as written, on the 10k images here
+    assert result.info["plan"]["batch_size"] == 128 and result.info["select"] == "last"
+    assert len(result.history) == 1 and math.isfinite(result.history[0]["train/loss"])
