@@ -17,12 +17,17 @@ continues where it stopped, giving the same weights as an uninterrupted run. A N
 loss raises ``FloatingPointError``.
 
 Epochs are counted from 1 (the metrics of epoch e are logged at step e); blocks likewise
-(``equiv/err/block_1`` is the first block).
+(``equiv/err/block_1`` is the first block). ``equiv/err`` is the last block's error (the
+headline), ``equiv/err/first`` the first block's; ``/res_<r>`` and ``/first/res_<r>`` per
+resolution, the same under ``equiv/err_bicubic``. A block whose map at a resolution is under 3
+points per axis is left out there (``sefl.equivariance``); ``info["equiv_measured_resolutions"]``
+(trial.json) lists each block's resolutions, and a block measured nowhere logs no metric.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import os
 import platform
 import time
@@ -105,7 +110,8 @@ class TrialResult:
 
     metrics: the final metrics, named as in the MLflow schema (``test/acc``, ...);
     per_resolution: one row per test resolution (resolution, n_test, test_acc, equiv_err,
-    equiv_err_bicubic; the errors are None at the top resolution);
+    equiv_err_bicubic of the last block, equiv_err_first, equiv_err_first_bicubic of the first;
+    an error is None at the top resolution and where its block was left out);
     history: the per-epoch metrics; info: the resolved plan, the selection and the epoch it
     tested, best epoch, task metadata, device; state_dict: the tested weights (on the CPU).
     """
@@ -296,27 +302,45 @@ def _equivariance(model: nn.Module, images: Tensor, resolutions: list[int],
     return errors, consistency
 
 
+def _equivariance_metrics(name: str, err: EquivarianceError) -> dict[str, float]:
+    """``name`` (last block), ``name/first``, ``name/block_<i>``, ``name/res_<r>`` (last
+    block) and ``name/first/res_<r>``. A block measured at no resolution has none of its names
+    (trial.json's ``equiv_measured_resolutions`` says where each block was measured)."""
+    metrics = {name: err.error, f"{name}/first": err.first_error}
+    metrics.update({f"{name}/block_{i + 1}": e for i, e in enumerate(err.per_block)})
+    metrics.update({f"{name}/res_{r}": e for r, e in sorted(err.per_resolution.items())})
+    metrics.update({f"{name}/first/res_{r}": e
+                    for r, e in sorted(err.first_per_resolution.items())})
+    return {k: v for k, v in metrics.items() if not math.isnan(v)}
+
+
 def _final_metrics(counts: Mapping[int, list[int]], errors: Mapping[str, EquivarianceError],
                    consistency: float) -> dict[str, float]:
     metrics = {"test/acc": _accuracy(counts)}
     metrics.update({f"test/acc/res_{r}": c / t for r, (c, t) in sorted(counts.items())})
-    for name, err in (("equiv/err", errors["ideal"]), ("equiv/err_bicubic", errors["bicubic"])):
-        metrics[name] = err.error
-        metrics.update({f"{name}/block_{i + 1}": e for i, e in enumerate(err.per_block)})
-        metrics.update({f"{name}/res_{r}": e for r, e in sorted(err.per_resolution.items())})
+    metrics.update(_equivariance_metrics("equiv/err", errors["ideal"]))
+    metrics.update(_equivariance_metrics("equiv/err_bicubic", errors["bicubic"]))
     metrics["scale/consistency"] = consistency
     return metrics
 
 
+def _measured_resolutions(err: EquivarianceError) -> dict[str, list[int]]:
+    """``{"block_<i>": [resolutions]}``: where each block's map was compared."""
+    return {f"block_{i + 1}": rs for i, rs in enumerate(err.measured)}
+
+
 def _per_resolution_rows(resolutions: list[int], counts: Mapping[int, list[int]],
                          errors: Mapping[str, EquivarianceError]) -> list[dict[str, Any]]:
-    ideal, bicubic = errors["ideal"].per_resolution, errors["bicubic"].per_resolution
+    ideal, bicubic = errors["ideal"], errors["bicubic"]
     rows = []
     for r in sorted(set(resolutions) | set(counts)):
         correct, total = counts.get(r, (0, 0))
         rows.append({"resolution": r, "n_test": total,
                      "test_acc": correct / total if total else None,
-                     "equiv_err": ideal.get(r), "equiv_err_bicubic": bicubic.get(r)})
+                     "equiv_err": ideal.per_resolution.get(r),
+                     "equiv_err_bicubic": bicubic.per_resolution.get(r),
+                     "equiv_err_first": ideal.first_per_resolution.get(r),
+                     "equiv_err_first_bicubic": bicubic.first_per_resolution.get(r)})
     return rows
 
 
@@ -429,6 +453,7 @@ def run_trial(
             "select": trial["select"], "tested_epoch": tested_epoch,
             "best_epoch": state["best_epoch"], "best_val_acc": state["best_val_acc"],
             "epochs_trained": state["epoch"], "device": describe_device(device),
+            "equiv_measured_resolutions": _measured_resolutions(errors["ideal"]),
             "task_metadata": getattr(task, "metadata", {})}
     return TrialResult(metrics=metrics, history=list(state["history"]), info=info,
                        per_resolution=_per_resolution_rows(list(task.resolutions), test_counts,

@@ -81,16 +81,19 @@ def trial_runs(client: MlflowClient, suite: str) -> tuple[list, list]:
             [r for r in runs if "sefl.task" not in r.data.tags])
 
 
-def expected_final_metrics(resolutions: list[int], blocks: int) -> set[str]:
-    """The final metric names of DESIGN.md's schema for a task and a model's block count."""
-    lower = resolutions[:-1]
-    names = {"test/acc", "equiv/err", "equiv/err_bicubic", "scale/consistency",
+def expected_final_metrics(resolutions: list[int], measured: dict[str, list[int]]) -> set[str]:
+    """The final metric names of DESIGN.md's schema for a task and the resolutions each block
+    was measured at (trial.json's ``equiv_measured_resolutions``)."""
+    names = {"test/acc", "scale/consistency",
              "params/count", "time/train_s", "time/eval_s", "throughput/train_img_s",
              "throughput/eval_img_s", "data/n_train", "data/n_val", "data/n_test"}
     names |= {f"test/acc/res_{r}" for r in resolutions}
+    first, last = measured["block_1"], measured[f"block_{len(measured)}"]
     for prefix in ("equiv/err", "equiv/err_bicubic"):
-        names |= {f"{prefix}/res_{r}" for r in lower}
-        names |= {f"{prefix}/block_{i}" for i in range(1, blocks + 1)}
+        names |= {prefix} if last else set()  # a block measured nowhere logs nothing
+        names |= {f"{prefix}/first"} if first else set()
+        names |= {f"{prefix}/res_{r}" for r in last} | {f"{prefix}/first/res_{r}" for r in first}
+        names |= {f"{prefix}/block_{i}" for i, rs in enumerate(measured.values(), 1) if rs}
     return names
 
 
@@ -109,9 +112,9 @@ def check_finished_run(client: MlflowClient, run, suite: str, epochs: int,
     record = json.loads(folder.read_text())
     assert params == flatten_trial(record["trial"])
     assert record["key"] == tags["sefl.trial_key"]
-    blocks = len([k for k in record["metrics"] if k.startswith("equiv/err/block_")])
-    assert blocks >= 1
-    final = expected_final_metrics(resolutions, blocks)
+    measured = record["info"]["equiv_measured_resolutions"]
+    assert len(measured) >= 1 and all(set(rs) < set(resolutions) for rs in measured.values())
+    final = expected_final_metrics(resolutions, measured)
     assert set(run.data.metrics) == final | set(EPOCH_METRICS)
     assert {k: run.data.metrics[k] for k in final} == record["metrics"]
     for name in EPOCH_METRICS:

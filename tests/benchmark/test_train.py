@@ -42,19 +42,25 @@ def test_trial_reports_every_schema_metric(task, model):
         assert math.isfinite(metrics["train/loss"]) and 0 <= metrics["train/acc"] <= 1
     m = result.metrics
     lower = [r for r in task.resolutions if r < max(task.resolutions)]
-    expected = {"test/acc", "equiv/err", "equiv/err_bicubic", "scale/consistency",
+    expected = {"test/acc", "scale/consistency",
                 "params/count", "time/train_s", "time/eval_s", "throughput/train_img_s",
                 "throughput/eval_img_s", "data/n_train", "data/n_val", "data/n_test"}
     expected |= {f"test/acc/res_{r}" for r in task.resolutions}
-    expected |= {f"equiv/err/res_{r}" for r in lower}
-    expected |= {f"equiv/err_bicubic/res_{r}" for r in lower}
     blocks = len(build_model(normalize_trial({**TRIAL, "model": model})).features(
         task.equivariance_images(1)))
-    expected |= {f"{name}/block_{i}" for name in ("equiv/err", "equiv/err_bicubic")
-                 for i in range(1, blocks + 1)}
+    measured = result.info["equiv_measured_resolutions"]
+    assert list(measured) == [f"block_{i}" for i in range(1, blocks + 1)]
+    assert all(set(rs) <= set(lower) for rs in measured.values())
+    first, last = measured["block_1"], measured[f"block_{blocks}"]
+    for name in ("equiv/err", "equiv/err_bicubic"):
+        expected |= {name, f"{name}/first"}
+        expected |= {f"{name}/res_{r}" for r in last} | {f"{name}/first/res_{r}" for r in first}
+        expected |= {f"{name}/block_{i}" for i in range(1, blocks + 1) if measured[f"block_{i}"]}
     assert set(m) == expected
     assert 0 <= m["test/acc"] <= 1 and 0 <= m["scale/consistency"] <= 1
     assert m["equiv/err"] == m[f"equiv/err/block_{blocks}"] >= 0
+    assert m["equiv/err/first"] == m["equiv/err/block_1"] >= 0
+    assert m["equiv/err"] == pytest.approx(sum(m[f"equiv/err/res_{r}"] for r in last) / len(last))
     assert m["params/count"] > 0 and m["throughput/train_img_s"] > 0
     assert (m["data/n_train"], m["data/n_val"], m["data/n_test"]) == (56, 28, 56)
     # The overall accuracy is the per-resolution accuracies weighted by their counts.
@@ -64,6 +70,10 @@ def test_trial_reports_every_schema_metric(task, model):
     assert m["test/acc"] == pytest.approx(
         sum(r["test_acc"] * r["n_test"] for r in rows) / SIZES["n_test"])
     assert rows[-1]["equiv_err"] is None  # the top resolution has nothing to compare with
+    for row in rows:
+        r = row["resolution"]
+        assert row["equiv_err"] == m.get(f"equiv/err/res_{r}")
+        assert row["equiv_err_first_bicubic"] == m.get(f"equiv/err_bicubic/first/res_{r}")
     assert result.info["epochs_trained"] == 2 and len(result.history) == 2
 
 
