@@ -13,17 +13,18 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from sefl.spectral import band, fit_spectrum, signed_frequencies
 
-__all__ = ["MultiLevelHead", "band_images"]
+__all__ = ["MultiLevelHead", "band_images", "pooled_band_images"]
 
 
 def _phases(frequencies: Tensor, grid: int, dtype: torch.dtype, device) -> Tensor:
     """[grid, F] complex: exp(2 pi i k u / grid) for u < grid and the given frequencies k."""
-    u = torch.arange(grid, dtype=torch.float64)[:, None]
-    phase = 2 * math.pi * u * frequencies.double()[None, :] / grid
-    return torch.polar(torch.ones_like(phase), phase).to(device=device, dtype=dtype)
+    u = torch.arange(grid, dtype=torch.float64, device=device)[:, None]
+    phase = 2 * math.pi * u * frequencies.to(device=device, dtype=torch.float64)[None, :] / grid
+    return torch.polar(torch.ones_like(phase), phase).to(dtype=dtype)
 
 
 def _as_real_pair(a: Tensor, dim: int) -> Tensor:
@@ -90,6 +91,62 @@ def _sum_rings(rings: Tensor, bands: list[int]) -> Tensor:
     return torch.matmul(select, flat).view(*flat.shape[:2], len(bands), *rings.shape[3:])
 
 
+class _PooledBands(torch.autograd.Function):
+    """Max-pool of every band image, with a backward that goes from each window's maximum
+    straight to the spectrum instead of through the images (``pooled_band_images``)."""
+
+    @staticmethod
+    def forward(ctx, spec, n, grid, ndim, bands, pool):
+        images = band_images(spec, n, grid, ndim, list(bands))  # [B, C, L, grid(, grid)]
+        pool_fn = F.max_pool2d if ndim == 2 else F.max_pool1d
+        pooled, where = pool_fn(images.flatten(1, 2), pool, ceil_mode=True, return_indices=True)
+        ctx.save_for_backward(where)
+        ctx.shape, ctx.n, ctx.grid, ctx.ndim, ctx.bands = spec.shape, n, grid, ndim, bands
+        return pooled.view(*images.shape[:3], *pooled.shape[2:])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        (where,) = ctx.saved_tensors
+        h, grid, device = band(ctx.n), ctx.grid, grad.device
+        dtype = grad.dtype.to_complex()
+        batch = ctx.shape[0] * ctx.shape[1]
+        # Window maximum j of image u (or (u, v)) of band b_j got gradient g_j; the image is
+        # Re(sum_k X[k] e_k(u)), so X[k] gets sum_j g_j conj(e_k(u_j)) over the j with k in
+        # band b_j. The band max(|kx|, q) <= b is a product of one mask per axis, so in 2D the
+        # sum is one product of a [K, J] by a [J, Kc] matrix.
+        cells = where.shape[2:].numel()
+        levels = torch.tensor([min(b, h) for b in ctx.bands], device=device)
+        bands_j = levels.repeat_interleave(cells)  # [J]
+        where = where.reshape(batch, -1)
+        g = grad.reshape(batch, -1).to(dtype)
+        q = torch.arange(h + 1, device=device)
+        twice = torch.where(q == 0, 1.0, 2.0).to(grad.dtype)
+        ev = _phases(q, grid, dtype, device).conj() * twice  # [grid, Kc]
+        v = where % grid if ctx.ndim == 2 else where
+        cols = ev[v] * (q <= bands_j[:, None])  # [BC, J, Kc]
+        if ctx.ndim == 1:
+            out = torch.einsum("bj,bjq->bq", g, cols)
+        else:
+            k = signed_frequencies(2 * h + 1, device=device)
+            eu = _phases(k, grid, dtype, device).conj()  # [grid, K]
+            rows = eu[where // grid] * (k.abs() <= bands_j[:, None]) * g[..., None]  # [BC, J, K]
+            out = rows.transpose(1, 2) @ cols  # [BC, K, Kc]
+        return out.view(ctx.shape), None, None, None, None, None
+
+
+def pooled_band_images(
+    spec: Tensor, n: int, grid: int, ndim: int, bands: tuple[int, ...], pool: int
+) -> Tensor:
+    """Max-pool (window ``pool``, ceil mode) of ``band_images(spec, n, grid, ndim, bands)``:
+    spec, the compact ``2 band(n) + 1`` spectrum of a map -> ``[B, C, len(bands), *cells]``.
+
+    The same values and gradients as pooling the images with autograd, but the backward costs
+    one small product instead of passes over every band's image.
+    """
+    return _PooledBands.apply(spec, n, grid, ndim, tuple(bands), pool)
+
+
 class MultiLevelHead(nn.Module):
     """spec ``[B, C, *F]`` of an n-point feature map -> logits ``[B, len(levels(n)), classes]``.
 
@@ -120,6 +177,7 @@ class MultiLevelHead(nn.Module):
         self.level_step = level_step
         self.level_cap = level_cap if level_cap is not None else grid
         cells = (-(-grid // pool)) ** ndim
+        self._band_index: dict[tuple, Tensor] = {}
         self.mlp = nn.Sequential(
             nn.LayerNorm(cells * channels),
             nn.Linear(cells * channels, hidden),
@@ -143,10 +201,16 @@ class MultiLevelHead(nn.Module):
         """spec: the n-point map's spectrum; ``top`` (default n): the input's resolution, which
         decides the levels."""
         levels = self.levels(n if top is None else top)
-        size = min(n, self.grid)
-        spec = fit_spectrum(spec, size, self.ndim, n)
+        compact = 2 * band(min(n, self.grid)) + 1
+        spec = fit_spectrum(spec, compact, self.ndim, n)
         bands = [band(i) for i in levels]
-        stacked = band_images(spec, size, self.grid, self.ndim, bands).transpose(1, 2)
-        pool = F.max_pool2d if self.ndim == 2 else F.max_pool1d
-        pooled = pool(stacked.flatten(0, 1), self.pool, ceil_mode=True)
-        return self.mlp(pooled.flatten(1)).view(spec.shape[0], len(levels), -1)
+        # Several levels share a band (band(2m) = band(2m - 1)): pool each band once, then give
+        # every level its band's features (each level keeps its own dropout).
+        distinct = tuple(sorted(set(bands)))
+        key = (tuple(bands), str(spec.device))
+        if key not in self._band_index:
+            which = [distinct.index(b) for b in bands]
+            self._band_index[key] = torch.tensor(which, device=spec.device)
+        pooled = pooled_band_images(spec, compact, self.grid, self.ndim, distinct, self.pool)
+        features = pooled.index_select(2, self._band_index[key]).transpose(1, 2)
+        return self.mlp(features.flatten(2)).view(spec.shape[0], len(levels), -1)

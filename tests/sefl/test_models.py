@@ -5,7 +5,8 @@ import torch
 
 from sefl.layers import RealChannelMix, level_sizes, resolution_set
 from sefl.models import FourierSE1d, FourierSE2d, FourierSESTL
-from sefl.spectral import resample
+from sefl.models.head import band_images, pooled_band_images
+from sefl.spectral import band, fit_spectrum, resample, to_spectrum
 
 # (model factory, top resolution, lower resolutions that must be exact)
 MODELS = {
@@ -181,3 +182,37 @@ def test_parameter_counts_at_width_1(name):
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize(
+    "ndim, n, grid, pool, bands",
+    [
+        (2, 28, 28, 14, (3, 4, 6, 13)),
+        (2, 21, 28, 14, (3, 9, 40)),
+        (2, 97, 25, 13, (4, 8, 12)),
+        (1, 72, 72, 18, (11, 20, 35)),
+        (1, 31, 72, 18, (11, 15, 50)),
+    ],
+)
+def test_pooled_band_images_match_pooling_the_images(ndim, n, grid, pool, bands):
+    """The head's hand-written backward (window maxima straight to the spectrum) gives the
+    values and gradients of max-pooling ``band_images`` with autograd (odd and even sizes,
+    bands above the map's band, a partial last window)."""
+    torch.manual_seed(0)
+    size = min(n, grid)
+    compact = 2 * band(size) + 1
+    spec = fit_spectrum(
+        to_spectrum(torch.randn((2, 3) + (n,) * ndim, dtype=torch.float64), ndim), compact, ndim, n
+    )
+    oracle_in, fast_in = spec.clone().requires_grad_(True), spec.clone().requires_grad_(True)
+    images = band_images(oracle_in, compact, grid, ndim, list(bands))
+    pool_fn = torch.nn.functional.max_pool2d if ndim == 2 else torch.nn.functional.max_pool1d
+    oracle = pool_fn(images.flatten(1, 2), pool, ceil_mode=True)
+    oracle = oracle.view(*images.shape[:3], *oracle.shape[2:])
+    fast = pooled_band_images(fast_in, compact, grid, ndim, bands, pool)
+    torch.testing.assert_close(fast, oracle, rtol=0, atol=0)
+    weights = torch.randn_like(oracle)
+    (oracle * weights).sum().backward()
+    (fast * weights).sum().backward()
+    assert oracle_in.grad.abs().max() > 0.1
+    torch.testing.assert_close(fast_in.grad, oracle_in.grad, rtol=1e-12, atol=1e-12)
