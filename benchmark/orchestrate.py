@@ -25,7 +25,7 @@ from ray import cloudpickle, tune
 
 from benchmark.cluster import ClusterWatch
 from benchmark.progress import Progress
-from benchmark.tracking import Tracker
+from benchmark.tracking import StoreUnavailable, Tracker
 from benchmark.trainable import checkpoint_uri, train_in_tune
 from benchmark.trial import trial_name
 
@@ -74,13 +74,17 @@ def _error_of(trial) -> tuple[str, str | None]:
 
 def _recording(method):
     """One event at a time (the watch closes the records from its own thread), none once the
-    cluster is lost."""
+    cluster is lost; a store that stays away stops the suite (``run_entries`` re-raises)."""
 
     @functools.wraps(method)
     def guarded(self, *args, **kwargs):
         with self._lock:
-            if self.lost is None:
-                method(self, *args, **kwargs)
+            if self.lost is None and self.store_lost is None:
+                try:
+                    method(self, *args, **kwargs)
+                except StoreUnavailable as err:
+                    self.store_lost = err
+                    raise
 
     return guarded
 
@@ -96,6 +100,7 @@ class RecordingCallback(tune.Callback):
         self.epochs_logged: dict[str, int] = {}
         self.outcomes: dict[str, Outcome] = {}
         self.lost: str | None = None  # what happened to the cluster, once it is gone
+        self.store_lost: StoreUnavailable | None = None
         self._lock = threading.RLock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -216,7 +221,8 @@ def run_entries(
     """Run ``entries`` with Tune on the connected Ray cluster; their outcomes by key.
 
     Trials that neither finished nor failed (Ctrl-C) come back "killed": their runs are closed
-    KILLED and the next invocation continues them from their last checkpoint. When the
+    KILLED and the next invocation continues them from their last checkpoint. Raises
+    ``StoreUnavailable`` (its ``outcomes``: the trials that ended) when the store stayed away. When the
     cluster dies, ``on_cluster_lost(outcomes, what happened)`` is called from the watch's
     thread and must end the process (Tune's loop on the main thread never returns).
     """
@@ -253,6 +259,13 @@ def run_entries(
     callback.watch.start()
     try:
         tuner.fit()
+    except Exception:
+        if callback.store_lost is None:
+            raise
     finally:
         callback.watch.stop()
+    if callback.store_lost is not None:
+        # Nothing more can be recorded; what finished is, and says so.
+        callback.store_lost.outcomes = dict(callback.outcomes)
+        raise callback.store_lost
     return callback.close_unfinished(entries)

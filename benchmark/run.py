@@ -3,8 +3,8 @@
 Every name, resource and data set is checked before anything starts; a mistake is one message
 and exit code 2, with nothing launched and nothing written to MLflow. Finished trials (by trial
 key) are skipped; interrupted ones continue from their last checkpoint. Exit code 1 when a
-trial failed, 130 when interrupted, 3 when the Ray cluster died under the driver (the same
-command resumes), else 0.
+trial failed, 130 when interrupted, 3 when the Ray cluster died under the driver, 4 when the
+tracking store stayed away longer than the retry bound (the same command resumes both), else 0.
 """
 
 from __future__ import annotations
@@ -351,7 +351,7 @@ def _execute(args: argparse.Namespace, argv: Sequence[str], plan: _Plan) -> int:
 
     from benchmark import cluster
     from benchmark.progress import Progress
-    from benchmark.tracking import Heartbeat, Tracker
+    from benchmark.tracking import Heartbeat, StoreUnavailable, Tracker
 
     if not args.verbose:
         for name in ("mlflow", "alembic"):
@@ -415,16 +415,32 @@ def _execute(args: argparse.Namespace, argv: Sequence[str], plan: _Plan) -> int:
                 cache_dir=plan.cache_dir and str(plan.cache_dir), version=plan.version,
                 verbose=args.verbose, on_cluster_lost=cluster_lost))
         progress.close()
+        statuses = _close(plan, tracker, parent, outcomes)
+    except StoreUnavailable as err:
+        outcomes.update(getattr(err, "outcomes", {}))
+        outcomes.update({k: Outcome("killed") for k in plan.keys if k not in outcomes})
+        print(_store_lost_message(plan, outcomes, str(err), command), file=sys.stderr)
+        return EXIT_STORE_LOST
     finally:
         if heartbeat is not None:
             heartbeat.stop()
         if ray.is_initialized():
             ray.shutdown()
-    statuses = _close(plan, tracker, parent, outcomes)
     return 130 if "killed" in statuses else 1 if "failed" in statuses else 0
 
 
 EXIT_CLUSTER_LOST = 3
+EXIT_STORE_LOST = 4
+
+
+def _store_lost_message(plan: _Plan, outcomes: Mapping[str, Any], problem: str,
+                        command: str) -> str:
+    """What the user reads when the tracking store stayed away: what is recorded, and how
+    to go on."""
+    return (f"error: {problem}; stopped. Of {len(plan.trials)} trials: "
+            f"{_tally(plan, outcomes)}; "
+            f"the finished ones are recorded. Once the store answers again, run the same "
+            f"command to resume the rest from their checkpoints: {command}")
 
 
 def _claim(tracker, parent: str, todo: Sequence[tuple[dict, str]], finished: Mapping[str, Any],
@@ -468,15 +484,19 @@ def _names_of(plan: _Plan, outcomes: Mapping[str, Any], status: str, most: int =
     return f"{len(names)} {status}" + (f" ({', '.join(names[:most])}{more})" if names else "")
 
 
+def _tally(plan: _Plan, outcomes: Mapping[str, Any]) -> str:
+    """``"1 finished (a/b/s0), 2 interrupted (...)"``: the statuses that occur, named."""
+    return ", ".join(_names_of(plan, outcomes, s).replace("killed", "interrupted")
+                     for s in ("finished", "cached", "failed", "killed", "elsewhere")
+                     if s == "finished" or any(o.status == s for o in outcomes.values()))
+
+
 def _lost_message(plan: _Plan, outcomes: Mapping[str, Any], problem: str, command: str,
                   log_file: Path | None) -> str:
     """What the user reads when the cluster died: what finished and how to go on."""
-    parts = [_names_of(plan, outcomes, s).replace("killed", "interrupted")
-             for s in ("finished", "cached", "failed", "killed")
-             if s == "finished" or any(o.status == s for o in outcomes.values())]
     log = f" Ray's log: {log_file}." if log_file is not None else ""
     return (f"error: the Ray cluster stopped under the driver ({problem}). Of "
-            f"{len(plan.trials)} trials: {', '.join(parts)}; the finished ones are recorded "
+            f"{len(plan.trials)} trials: {_tally(plan, outcomes)}; the finished ones are recorded "
             f"in MLflow {plan.tracking_uri}. Start Ray again (for --address) and run the same "
             f"command to resume the rest from their checkpoints: {command}{log}")
 
@@ -504,11 +524,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    from benchmark.tracking import StoreUnavailable
+
     try:
         return _run(args, argv)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except StoreUnavailable as err:  # before any trial started
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_STORE_LOST
     except KeyboardInterrupt:  # before or after Tune, which handles Ctrl-C while it runs
         print("interrupted", file=sys.stderr)
         return 130

@@ -18,6 +18,11 @@ UI then opens it in its model-training view), and each child run the task as a d
 Importing this module turns MLflow's artifact progress bars off (one bar per downloaded
 artifact otherwise, in ``reports``) unless ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` is set.
 
+A store can be away for a while (a tracking server restarting): every call to it is retried with
+backoff for up to ``SEFL_TRACKING_RETRY_S`` seconds (default ``TRACKING_RETRY_S``), after which
+``StoreUnavailable`` is raised; MLflow's own HTTP retries (minutes per call) are turned down so
+that this bound holds.
+
 Only drivers write (through a Tune callback), never the trials. Several drivers may share a
 store: a driver claims each trial before it runs it (``Tracker.claim``) and leaves alone the
 trials another live driver claimed. A claim is a param ``claim.<trial key>.<generation>`` =
@@ -47,13 +52,27 @@ from typing import Any
 from benchmark.trial import canonical_json, flatten_trial, trial_name
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
-__all__ = ["CLAIM_TTL_S", "DEFAULT_TRACKING_URI", "EPOCH_METRICS", "HEARTBEAT_S", "Heartbeat",
-           "Tracker", "claims_experiment_name", "experiment_name", "store_exists"]
+__all__ = [
+    "CLAIM_TTL_S",
+    "DEFAULT_TRACKING_URI",
+    "EPOCH_METRICS",
+    "HEARTBEAT_S",
+    "TRACKING_RETRY_S",
+    "Heartbeat",
+    "StoreUnavailable",
+    "Tracker",
+    "claims_experiment_name",
+    "experiment_name",
+    "store_exists",
+]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 EPOCH_METRICS = ("train/loss", "train/acc", "val/acc", "lr", "time/epoch_s")
 _ERROR_TAG_CHARS = 1000  # the tag holds the message; the whole traceback goes to error.txt
+TRACKING_RETRY_S = 120.0  # a server restart takes seconds; an outage longer than this stops
 HEARTBEAT_S = 20.0
 # Long enough for a driver stalled by a slow store (writes retried for minutes are rarer than
 # this), short enough that a crashed driver's trials are picked up soon.
@@ -87,6 +106,60 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:  # someone else's process, alive
         return True
     return True
+
+
+class StoreUnavailable(Exception):
+    """The tracking store did not answer for longer than the retry bound."""
+
+
+def _transient(err: Exception) -> bool:
+    """Whether ``err`` says the store is away for now (not that the request was wrong)."""
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(err, MlflowException):
+        text = str(err.message)
+        return err.error_code == "TEMPORARILY_UNAVAILABLE" or (
+            text.startswith("API request to") and ("failed with exception" in text or
+                                                   "failed with error code 5" in text))
+    return isinstance(err, OSError)  # requests' connection errors are OSErrors
+
+
+class _Retrying:
+    """An MlflowClient whose calls are retried with backoff while the store is away."""
+
+    def __init__(self, client, what: str):
+        self._client, self._what = client, what
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):  # not yet set (unpickling): no client to ask
+            raise AttributeError(name)
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+
+        def retried(*args, **kwargs):
+            bound = float(os.environ.get("SEFL_TRACKING_RETRY_S", TRACKING_RETRY_S))
+            deadline, pause = time.monotonic() + bound, 0.5
+            while True:
+                try:
+                    return method(*args, **kwargs)
+                except Exception as err:
+                    if not _transient(err):
+                        raise
+                    if time.monotonic() + pause > deadline:
+                        raise StoreUnavailable(
+                            f"the MLflow store {self._what} did not answer for {bound:g} s "
+                            f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from err
+                    time.sleep(pause)
+                    pause = min(2 * pause, 10.0)
+
+        return retried
+
+    def __getstate__(self):  # Tune pickles the callback holding the tracker
+        return self.__dict__
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
 
 
 @contextlib.contextmanager
@@ -126,9 +199,9 @@ class Tracker:
             # A client opening a new sqlite store creates its tables; two drivers doing it at
             # once break MLflow's migration, so one at a time on this machine.
             with _machine_lock(Path(tracking_uri.removeprefix("sqlite:///")).resolve()):
-                self.client = MlflowClient(tracking_uri)
+                self.client = _Retrying(MlflowClient(tracking_uri), tracking_uri)
         else:
-            self.client = MlflowClient(tracking_uri)
+            self.client = _Retrying(MlflowClient(tracking_uri), tracking_uri)
         self.tracking_uri, self.suite, self.version = tracking_uri, suite, version
         self._experiment_id: str | None = None
 
@@ -407,8 +480,8 @@ class Heartbeat:
         while not self._stop.wait(self.every_s):
             try:
                 self.tracker.beat(self.parent_id)
-            except MlflowException:
-                pass  # the store is away for a moment; the next beat comes soon
+            except (MlflowException, StoreUnavailable):
+                pass  # the driver's own writes say so; a later beat may get through
 
     def start(self) -> None:
         self._thread.start()
