@@ -26,7 +26,7 @@ from sefl.layers import (
 )
 from sefl.models.head import MultiLevelHead
 from sefl.models.training import multilevel_loss, param_groups, spectral_regulariser
-from sefl.spectral import to_space, to_spectrum
+from sefl.spectral import band, to_space, to_spectrum
 
 __all__ = ["FourierBlock", "FourierSE", "FourierSE1d", "FourierSE2d", "scaled"]
 
@@ -37,16 +37,25 @@ def scaled(channels: int, width: float) -> int:
 
 
 class FourierBlock(nn.Module):
-    """nonlin(spectral_conv(x) + mix_1x1(x)): spec ``[B, C_in, *F]`` -> ``[B, C_out, *F]``."""
+    """nonlin(spectral_conv(x) + mix_1x1(x)): spec ``[B, C_in, *F]`` -> ``[B, C_out, *F]``.
+
+    When the convolution passes every frequency of the n-point grid, the real 1x1 is the same
+    multiplier at every frequency, so it is added to the convolution's and both are one product.
+    """
 
     def __init__(self, conv: nn.Module, mix: nn.Module, nonlin: nn.Module, ndim: int) -> None:
         super().__init__()
         self.conv, self.mix, self.nonlin, self.ndim = conv, mix, nonlin, ndim
 
+    def _mixed(self, spec: Tensor, n: int) -> Tensor:
+        args = () if self.ndim == 2 else (n,)
+        if self.conv.active_band(n) == band(n):
+            return self.conv(spec, *args, residual=self.mix.weight)
+        return self.conv(spec, *args) + self.mix(spec)
+
     def forward(self, spec: Tensor, n: int) -> Tensor:
-        if self.ndim == 2:
-            return self.nonlin(self.conv(spec) + self.mix(spec))
-        return self.nonlin(self.conv(spec, n) + self.mix(spec), n)
+        mixed = self._mixed(spec, n)
+        return self.nonlin(mixed) if self.ndim == 2 else self.nonlin(mixed, n)
 
 
 class FourierSE(nn.Module):

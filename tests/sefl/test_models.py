@@ -216,3 +216,24 @@ def test_pooled_band_images_match_pooling_the_images(ndim, n, grid, pool, bands)
     (fast * weights).sum().backward()
     assert oracle_in.grad.abs().max() > 0.1
     torch.testing.assert_close(fast_in.grad, oracle_in.grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name, n", [("mnist", 28), ("mnist", 13), ("1d", 72), ("1d", 31)])
+def test_block_fuses_the_1x1_into_the_convolution_exactly(name, n):
+    """A block's fused product (the real 1x1 added to the filter's multiplier) equals the
+    convolution plus the 1x1 applied separately, values and gradients."""
+    model, _, _, ndim = make(name)
+    block = model.blocks[1]
+    torch.manual_seed(1)
+    x = torch.randn((2, block.conv.in_channels) + (n,) * ndim, dtype=torch.float64)
+    spec = to_spectrum(x, ndim)
+    args = () if ndim == 2 else (n,)
+    fused = block._mixed(spec, n)
+    separate = block.conv(spec, *args) + block.mix(spec)
+    torch.testing.assert_close(fused, separate, rtol=1e-12, atol=1e-12)
+    params = [block.conv.taps, block.mix.weight]
+    for a, b in zip(
+        torch.autograd.grad(torch.view_as_real(fused).square().sum(), params),
+        torch.autograd.grad(torch.view_as_real(separate).square().sum(), params),
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
