@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reports.render import Cell, Grid, format_count, format_mean_sd, format_number, to_html
-from reports.tables import CONSISTENCY, EQUIVARIANCE, ResultTable
+from reports.tables import CONSISTENCY, EQUIVARIANCE, EQUIVARIANCE_FIRST, ResultTable
 
 __all__ = ["Page", "leaderboard_grid", "render_page"]
 
@@ -85,8 +85,9 @@ def leaderboard_grid(table: ResultTable, ui_url: str, experiment_id: str) -> Gri
     """``table``'s rows that ran, ranked by mean accuracy (missing last)."""
     frame = table.frame[table.frame["seeds"] > 0].sort_values(
         "acc_mean", ascending=False, na_position="last", kind="stable")
-    headers = ["Rank", "Model", "Accuracy (%)", "Seeds", EQUIVARIANCE.label, CONSISTENCY.label,
-               "Params", "Train img/s", "Eval img/s", "MLflow runs"]
+    headers = ["Rank", "Model", "Accuracy (%)", "Seeds", EQUIVARIANCE_FIRST.label,
+               EQUIVARIANCE.label, CONSISTENCY.label, "Params", "Train img/s", "Eval img/s",
+               "MLflow runs"]
     rows = []
     for rank, row in enumerate(frame.itertuples(), start=1):
         run_ids = str(row.run_ids).split()
@@ -95,6 +96,9 @@ def leaderboard_grid(table: ResultTable, ui_url: str, experiment_id: str) -> Gri
             Cell(row.label),
             Cell(format_mean_sd(row.acc_mean, row.acc_sd, row.acc_n, ".2f"), sort=row.acc_mean),
             Cell(str(row.seeds), sort=row.seeds),
+            Cell(format_mean_sd(row.equiv_err_first_mean, row.equiv_err_first_sd,
+                                row.equiv_err_first_n, EQUIVARIANCE_FIRST.fmt),
+                 sort=row.equiv_err_first_mean),
             Cell(format_mean_sd(row.equiv_err_mean, row.equiv_err_sd, row.equiv_err_n,
                                 EQUIVARIANCE.fmt), sort=row.equiv_err_mean),
             Cell(format_mean_sd(row.consistency_mean, row.consistency_sd, row.consistency_n,
@@ -105,7 +109,7 @@ def leaderboard_grid(table: ResultTable, ui_url: str, experiment_id: str) -> Gri
             Cell(" ".join(run_ids), links=tuple(
                 (run_id[:8], _run_url(ui_url, experiment_id, run_id)) for run_id in run_ids)),
         ])
-    return Grid(f"Leaderboard: {table.title}", headers, rows, "rl" + "r" * 7 + "l",
+    return Grid(f"Leaderboard: {table.title}", headers, rows, "rl" + "r" * 8 + "l",
                 table.caption)
 
 

@@ -14,7 +14,10 @@ __all__ = [
     "DEFAULT_TRACKING_URI",
     "EQUIV_ERR",
     "EQUIV_ERR_BICUBIC",
+    "EQUIV_ERR_BICUBIC_FIRST",
     "EQUIV_ERR_BLOCK_PREFIX",
+    "EQUIV_ERR_FIRST",
+    "EQUIV_ERR_FIRST_RES_PREFIX",
     "EQUIV_ERR_RES_PREFIX",
     "EVAL_IMG_S",
     "EXPERIMENT_PREFIX",
@@ -52,10 +55,16 @@ TAG_HARDWARE_PREFIX = "sefl.hardware"
 
 TEST_ACC = "test/acc"
 TEST_ACC_RES_PREFIX = "test/acc/res_"
+# The equivariance error (sefl.equivariance): the last block's is the headline, the first
+# block's is what the authors' script measures on MNIST-scale. Which resolutions each block
+# was measured at is in trial.json (info.equiv_measured_resolutions), not a metric.
 EQUIV_ERR = "equiv/err"
+EQUIV_ERR_FIRST = "equiv/err/first"
 EQUIV_ERR_BLOCK_PREFIX = "equiv/err/block_"
 EQUIV_ERR_RES_PREFIX = "equiv/err/res_"
+EQUIV_ERR_FIRST_RES_PREFIX = "equiv/err/first/res_"
 EQUIV_ERR_BICUBIC = "equiv/err_bicubic"
+EQUIV_ERR_BICUBIC_FIRST = "equiv/err_bicubic/first"
 SCALE_CONSISTENCY = "scale/consistency"
 PARAMS_COUNT = "params/count"
 TRAIN_S = "time/train_s"

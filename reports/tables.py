@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from reports import schema
 from reports.load import metric_column
 from reports.published import (
+    PUBLISHED_EQUIV_BLOCK,
     PUBLISHED_PROTOCOL,
     published_model,
     published_results,
@@ -29,6 +30,7 @@ __all__ = [
     "ACCURACY",
     "CONSISTENCY",
     "EQUIVARIANCE",
+    "EQUIVARIANCE_FIRST",
     "SUMMARY_MEASURES",
     "TASK_TITLES",
     "CellGroup",
@@ -36,6 +38,7 @@ __all__ = [
     "ResultTable",
     "config_columns",
     "data_efficiency_table",
+    "equivariance_note",
     "summary_table",
 ]
 
@@ -45,7 +48,9 @@ class Measure:
     """A metric as a table shows it: ``scale`` turns fractions into display units.
 
     published: the column of published_results.csv; published_fmt: how the paper printed it
-    (in display units), which also says how much it was rounded.
+    (in display units), which also says how much it was rounded; block: for an equivariance
+    error, which block ("first" or "last"): only the block the paper measured on a task
+    (``PUBLISHED_EQUIV_BLOCK``) is compared with its published value.
     """
 
     key: str
@@ -56,6 +61,7 @@ class Measure:
     fmt: str
     published: str | None
     published_fmt: str = ".2f"
+    block: str | None = None
 
     @property
     def rounding(self) -> float:
@@ -68,9 +74,12 @@ class Measure:
 ACCURACY = Measure("acc", "Accuracy (%)", schema.TEST_ACC, 100.0, True, ".2f", "accuracy")
 CONSISTENCY = Measure("consistency", "Scale consistency (%)", schema.SCALE_CONSISTENCY, 100.0,
                       True, ".2f", "scale_consistency")
-EQUIVARIANCE = Measure("equiv_err", "Equiv. error", schema.EQUIV_ERR, 1.0, False, ".3g",
-                       "equivariance_error")
-SUMMARY_MEASURES = (ACCURACY, CONSISTENCY, EQUIVARIANCE)
+EQUIVARIANCE_FIRST = Measure("equiv_err_first", "Equiv. error (first block)",
+                             schema.EQUIV_ERR_FIRST, 1.0, False, ".3g", "equivariance_error",
+                             block="first")
+EQUIVARIANCE = Measure("equiv_err", "Equiv. error (last block)", schema.EQUIV_ERR, 1.0, False,
+                       ".3g", "equivariance_error", block="last")
+SUMMARY_MEASURES = (ACCURACY, CONSISTENCY, EQUIVARIANCE_FIRST, EQUIVARIANCE)
 
 TASK_TITLES = {
     "mnist_scale": "MNIST-scale",
@@ -102,7 +111,7 @@ class ResultTable:
     """A table's numbers (``frame``, written as CSV) and how to show them.
 
     keys: the row-key columns shown beside the model (params that tell rows of one model
-    apart); caption: the params every row shares.
+    apart); caption: the params every row shares; notes: shown under the table.
     """
 
     name: str
@@ -111,6 +120,7 @@ class ResultTable:
     groups: list[CellGroup]
     frame: pd.DataFrame
     caption: str
+    notes: list[str] = field(default_factory=list)
 
     def grid(self) -> Grid:
         """The table as cells: best mean per group bold, seeds shown, missing cells marked."""
@@ -123,7 +133,7 @@ class ResultTable:
         best = {g.prefix: _best(self.frame[f"{g.prefix}_mean"], g.measure) for g in self.groups}
         rows = [self._row(row, best) for _, row in self.frame.iterrows()]
         align = "l" * (1 + len(self.keys)) + "r" * (len(headers) - 1 - len(self.keys))
-        return Grid(self.title, headers, rows, align, self.caption)
+        return Grid(self.title, headers, rows, align, self.caption, list(self.notes))
 
     def run_labels(self) -> dict[str, str]:
         """Run id -> the label of the row the run is averaged into."""
@@ -253,8 +263,11 @@ def _published_only(table: str, rows: list[dict], groups: list[CellGroup]) -> li
 
 
 def _published_fraction(table: str, group: CellGroup, name: str | None) -> float:
+    block = group.measure.block
     if name is None or group.measure.published is None:
         return math.nan
+    if block is not None and PUBLISHED_EQUIV_BLOCK.get(table) != block:
+        return math.nan  # the paper measured the other block here
     return published_value(table, group.setting, name, group.measure.published)
 
 
@@ -302,7 +315,20 @@ def summary_table(finished: pd.DataFrame, task: str) -> ResultTable:
     rows += _published_only(task, rows, groups)
     frame = _frame(rows, shown, groups, ["params", *_EXTRA_MEANS])
     return ResultTable(task, TASK_TITLES.get(task, task), shown, groups, frame,
-                       _caption(runs, shown))
+                       _caption(runs, shown), [equivariance_note(task)])
+
+
+def equivariance_note(task: str) -> str:
+    """What the equivariance columns of ``task``'s table hold and which one "pub." compares."""
+    ours = ("Equiv. error: the energy pooled over channels, sum_c ||a_c - b_c||^2 / "
+            "sum_c ||a_c||^2, averaged over images and lower resolutions (sefl.equivariance), "
+            "at the first and at the last block.")
+    block = PUBLISHED_EQUIV_BLOCK.get(task)
+    if block is None:
+        return f"{ours} No equivariance error is published for this task."
+    title = TASK_TITLES.get(task, task)
+    return (f"{ours} Its pub. column is beside the {block} block: on {title} the authors "
+            f"measured the {block} block.")
 
 
 def _published_n_train() -> list[int]:

@@ -27,7 +27,8 @@ BASE_TIME = 1_700_000_000_000  # ms; runs start one second apart in RUNS order
 THROUGHPUT = {"throughput/train_img_s": 500.0, "throughput/eval_img_s": 2000.0,
               "time/train_s": 10.0}
 
-# (task, model, seed, protocol, n_train, status, metrics) — fractions as the harness logs them.
+# (task, model, seed, protocol, n_train, status, metrics) — fractions as the harness logs them;
+# equiv/err is the last block's, the first block's (equiv/err/first) is a quarter of it.
 RUNS = [
     ("mnist_scale", "sefl", 0, "fourier", 10000, "FINISHED",
      {"test/acc": 0.98, "scale/consistency": 0.96, "equiv/err": 1e-6, "params/count": 100000}),
@@ -112,8 +113,11 @@ def _log_trial(client, experiment_id: str, parent_id: str, index: int, run: tupl
                     for r, d in ((8, 0.2), (16, 0.1), (28, 0.0))]
         metrics += [Metric("val/acc", acc - 0.1 * (2 - e), start, e) for e in range(3)]
     if "equiv/err" in finals:
+        # Three blocks, each with half the error of the next: the first block's is err / 4.
         err = finals["equiv/err"]
-        metrics += [Metric(f"equiv/err/block_{b}", err / 2 ** (2 - b), start, 0) for b in range(3)]
+        blocks = {b: err / 2 ** (3 - b) for b in (1, 2, 3)}
+        metrics += [Metric(f"equiv/err/block_{b}", e, start, 0) for b, e in blocks.items()]
+        metrics.append(Metric("equiv/err/first", blocks[1], start, 0))
     params = [Param(k, str(v)) for k, v in trial.items()]
     client.log_batch(run_id, metrics=metrics, params=params)
     client.set_terminated(run_id, status=status, end_time=start + 500)

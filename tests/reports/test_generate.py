@@ -75,7 +75,7 @@ def test_missing_metrics_give_a_partial_report(capsys, tracking_uri: str, tmp_pa
     table = (tmp_path / "tables" / "mnist_scale.md").read_text()
     # cnn: two accuracies, one consistency and one error; the cells say how many seeds.
     assert ("| cnn | 494,549 | 2 | **96.00 ± 1.41** | 97.37 | -1.37 | **60.00 (n=1)** | 66.21 | "
-            "-6.21 | **0.5 (n=1)** | — | — |") in table
+            "-6.21 | **0.125 (n=1)** | — | — | **0.5 (n=1)** | — | — |") in table
     missing = (tmp_path / "tables" / "missing_metrics.md").read_text()
     assert "| mnist_scale/sefl/s0 | mnist_scale | sefl | 0 | test/acc, scale/consistency, " \
         "equiv/err |" in missing

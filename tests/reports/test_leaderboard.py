@@ -97,8 +97,9 @@ def test_leaderboard_ranked_by_accuracy(dom: _Tables) -> None:
     assert [row[1] for row in mnist] == [
         "sefl (protocol fourier)", "cnn (protocol sesn)", "dss_scalar (protocol fourier)",
         "sicnn (protocol fourier)", "cnn (protocol fourier)"]
-    assert mnist[0][:9] == ["1", "sefl (protocol fourier)", "98.00 ± 1.00", "3",
-                            "2e-06 ± 1e-06", "97.00 ± 1.00", "100,000", "500", "2000"]
+    assert mnist[0][:10] == ["1", "sefl (protocol fourier)", "98.00 ± 1.00", "3",
+                             "5e-07 ± 2.5e-07", "2e-06 ± 1e-06", "97.00 ± 1.00", "100,000",
+                             "500", "2000"]
     assert [row[1] for row in dom.rows["leaderboard-1"]] == ["wrn_16_8"]
     assert [row[1] for row in dom.rows["leaderboard-2"]] == ["sefl", "cnn1d"]
 
@@ -129,7 +130,7 @@ def test_clicking_headers_sorts(report_dir: Path, tmp_path: Path, run_in_own_gro
     # Click "Accuracy (%)" of the MNIST-scale table once (ascending) and "Params" of its
     # leaderboard twice (descending); missing values stay last either way.
     clicks = ("<script>document.querySelector('#table-0 th:nth-child(5)').click();"
-              "const p = document.querySelector('#leaderboard-0 th:nth-child(7)');"
+              "const p = document.querySelector('#leaderboard-0 th:nth-child(8)');"
               "p.click(); p.click();</script></body>")
     page = tmp_path / "clicked.html"
     page.write_text((report_dir / "index.html").read_text().replace("</body>", clicks))
@@ -141,5 +142,5 @@ def test_clicking_headers_sorts(report_dir: Path, tmp_path: Path, run_in_own_gro
         ("sicnn", "97.00 ± 1.41"), ("sefl", "98.00 ± 1.00"), ("disco", "missing"),
         ("fourier_cnn", "missing"), ("per_res_cnn", "missing"), ("sesn", "missing"),
         ("si_convnet", "missing"), ("ss_cnn", "missing")]
-    assert [r[6] for r in parsed.rows["leaderboard-0"]] == [
+    assert [r[7] for r in parsed.rows["leaderboard-0"]] == [
         "496,639", "494,549", "494,549", "494,359", "100,000"]

@@ -57,22 +57,48 @@ def test_mnist_rows_and_stats(finished: pd.DataFrame) -> None:
                 else row["params.protocol"] == protocol), model
         got = [row[f"{m}_{s}"] for m in ("acc", "consistency", "equiv_err") for s in ("mean", "sd")]
         assert got == pytest.approx(stats, nan_ok=True, rel=1e-9), model
+        # conftest logs the first block's error as a quarter of the last block's.
+        first = [row[f"equiv_err_first_{s}"] for s in ("mean", "sd")]
+        assert first == pytest.approx([v / 4 for v in stats[-2:]], nan_ok=True, rel=1e-9), model
+
+
+@pytest.mark.parametrize(("table", "block"), [
+    ("mnist_scale", "first"), ("stl10_scale", "last"), ("mnist1d_scale", None)])
+def test_note_says_which_block_the_published_error_is(report_dir: Path, table: str,
+                                                      block: str | None) -> None:
+    text = (report_dir / "tables" / f"{table}.md").read_text()
+    note = text.rstrip().splitlines()[-1]
+    assert note.startswith("Equiv. error: the energy pooled over channels")
+    if block is None:
+        assert note.endswith("No equivariance error is published for this task.")
+    else:
+        assert note.endswith(f"the authors measured the {block} block.")
+        header = _header(report_dir / "tables" / f"{table}.md")
+        other = {"first": "last", "last": "first"}[block]
+        # Only the published block's column has published values.
+        pub = header.index(f"Equiv. error ({block} block)") + 1
+        not_pub = header.index(f"Equiv. error ({other} block)") + 1
+        rows = _markdown_rows(report_dir / "tables" / f"{table}.md")
+        assert any(row[pub] != "—" for row in rows)
+        assert all(row[not_pub] == "—" for row in rows)
 
 
 def test_mnist_markdown_rows(report_dir: Path) -> None:
     rows = {(r[0], r[1]): r for r in _markdown_rows(report_dir / "tables" / "mnist_scale.md")}
     assert " | ".join(rows["sefl", "fourier"]) == (
         "sefl | fourier | 100,000 | 3 | **98.00 ± 1.00** | 98.89 | -0.89 | **97.00 ± 1.00** | "
-        "97.16 | -0.16 | **2e-06 ± 1e-06** | 0.00 | +2e-06")
+        "97.16 | -0.16 | **5e-07 ± 2.5e-07** | 0.00 | +5e-07 | **2e-06 ± 1e-06** | — | —")
+    # The published MNIST-scale error is the first block's: the last block's has no pub.
     assert " | ".join(rows["cnn", "fourier"]) == (
         "cnn | fourier | 494,549 | 2 | 95.50 ± 0.71 | 97.37 | -1.87 | 65.00 ± 7.07 | 66.21 | "
-        "-1.21 | 0.6 ± 0.141 | — | —")
+        "-1.21 | 0.15 ± 0.0354 | — | — | 0.6 ± 0.141 | — | —")
     # Run under the "sesn" protocol: not compared with the "fourier"-protocol paper numbers.
     assert " | ".join(rows["cnn", "sesn"]) == (
-        "cnn | sesn | 494,549 | 1 | 97.00 | — | — | 50.00 | — | — | 0.9 | — | —")
+        "cnn | sesn | 494,549 | 1 | 97.00 | — | — | 50.00 | — | — | 0.225 | — | — | 0.9 | — | —")
     # A published model we did not run keeps its row: our cells missing, its numbers shown.
     assert " | ".join(rows["disco", ""]) == (
-        "disco |  | missing | 0 | missing | 98.56 | — | missing | 55.85 | — | missing | 0.44 | —")
+        "disco |  | missing | 0 | missing | 98.56 | — | missing | 55.85 | — | missing | 0.44 | — "
+        "| missing | — | —")
     assert len(rows) == len(MNIST_ROWS)
 
 
@@ -81,9 +107,11 @@ def test_mnist_markdown_rows(report_dir: Path) -> None:
     [
         ("mnist_scale", "Accuracy (%)", "sefl"),
         ("mnist_scale", "Scale consistency (%)", "sefl"),
-        ("mnist_scale", "Equiv. error", "sefl"),
+        ("mnist_scale", "Equiv. error (first block)", "sefl"),
+        ("mnist_scale", "Equiv. error (last block)", "sefl"),
         ("mnist1d_scale", "Accuracy (%)", "sefl"),
-        ("mnist1d_scale", "Equiv. error", "sefl"),
+        ("mnist1d_scale", "Equiv. error (first block)", "sefl"),
+        ("mnist1d_scale", "Equiv. error (last block)", "sefl"),
         ("data_efficiency", "Accuracy, 1000 train (%)", "sefl"),
         ("stl10_scale", "Accuracy (%)", "wrn_16_8"),
     ],
@@ -122,7 +150,8 @@ def test_stl_row_and_published_delta(report_dir: Path) -> None:
     rows = {r[0]: r for r in _markdown_rows(report_dir / "tables" / "stl10_scale.md")}
     assert rows["wrn_16_8"] == [
         "wrn_16_8", "10,961,370", "2", "**56.00 ± 1.41**", "55.96", "+0.04", "**29.00 ± 1.41**",
-        "29.16", "-0.16", "**0.17 ± 0.0141**", "0.16", "+0.01"]
+        "29.16", "-0.16", "**0.0425 ± 0.00354**", "—", "—", "**0.17 ± 0.0141**", "0.16", "+0.01"]
+    # On STL-10-scale the published error is the last block's: the first block has no pub.
     # dss / sesn on STL map to dss_wrn / sesn_wrn_*, none of which ran: published rows stay.
     assert rows["sesn"][1:4] == ["missing", "0", "missing"]
 
