@@ -34,36 +34,36 @@ __all__ = [
     "columns_inverse",
     "half_forward",
     "hermitian_projection",
+    "hermitian_zero_column",
     "levels_1d",
 ]
 
 TWO_PI = 2 * math.pi
 
 
-def hermitian_projection(spec: Tensor, ndim: int) -> Tensor:
-    """Make the zero column of a half spectrum Hermitian, as the inverse real FFT reads it.
-
-    A complex channel mixing can leave X[k, 0] != conj(X[-k, 0]); irfft then uses only the
-    Hermitian part, so the statistics and the matrices here must too.
-    """
-    if ndim == 1:
-        return torch.cat([spec[..., :1].real.to(spec.dtype), spec[..., 1:]], dim=-1)
-    col = spec[..., :, :1]
-    size = spec.shape[-2]
-    negated = (-torch.arange(size, device=spec.device)) % size  # index of -k for each k
-    mirrored = col.index_select(-2, negated).conj()
-    return torch.cat([(col + mirrored) / 2, spec[..., :, 1:]], dim=-1)
+def hermitian_projection(spec: Tensor) -> Tensor:
+    """Make the zero frequency of a 1D half spectrum ``[..., Kc]`` real, as the inverse real FFT
+    reads it (a complex channel mixing can leave it complex)."""
+    return torch.cat([spec[..., :1].real.to(spec.dtype), spec[..., 1:]], dim=-1)
 
 
-def band_power_weights(sizes: tuple[int, ...], compact: int, ndim: int) -> Tensor:
-    """[L, K, Kc] (2D) or [L, Kc] (1D): weights w with sum(w |X|^2) = variance of D_r x.
+def hermitian_zero_column(spec: Tensor, negated: Tensor) -> Tensor:
+    """[..., N, Nc] -> [..., N]: the zero column's Hermitian part ``(X[k, 0] + conj X[-k, 0]) / 2``,
+    the part the inverse real FFT reads; ``negated``: the row of -k for each row k."""
+    column = spec[..., :, 0]
+    return (column + column.index_select(-1, negated).conj()) / 2
+
+
+def band_power_weights(sizes: tuple[int, ...], grid: int, ndim: int) -> Tensor:
+    """[L, N, Nc] (2D) or [L, Nc] (1D) on the spectrum layout of a ``grid``-point grid: weights
+    w with sum(w |X|^2) = variance of D_r x, for each level size r in ``sizes``.
 
     The half axis counts every non-zero frequency twice (its mirror is implicit); the zero
-    frequency (the mean) is left out.
+    frequency (the mean) and the frequencies outside band(r) (the Nyquist bins) are left out.
     """
-    q = signed_frequencies(compact, half=True)
+    q = signed_frequencies(grid, half=True)
     twice = torch.where(q == 0, 1.0, 2.0).double()
-    radius = q if ndim == 1 else torch.maximum(signed_frequencies(compact).abs()[:, None], q)
+    radius = q if ndim == 1 else torch.maximum(signed_frequencies(grid).abs()[:, None], q)
     return torch.stack([((radius <= band(r)) & (radius > 0)).double() * twice for r in sizes])
 
 

@@ -15,6 +15,7 @@ DFT matrices, the norm's statistics from the spectrum and only each ring's frequ
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -25,6 +26,7 @@ from sefl.layers.level_transforms import (
     apply_levels_1d,
     band_power_weights,
     hermitian_projection,
+    hermitian_zero_column,
     levels_1d,
 )
 from sefl.layers.levels import (
@@ -42,6 +44,21 @@ __all__ = ["PointwiseNonlin", "ScaleEqMaxPool2d", "ScaleEqNonlin1d", "ScaleEqNon
 
 Activation = Callable[[Tensor], Tensor]
 Implementation = Literal["fast", "loop"]
+
+
+@dataclass(frozen=True)
+class _FastPlan:
+    """What the fast path of one input size, dtype and device needs, built once: the level
+    plan, its matrices, the norm's band-power weights (2D: with the zero column apart, which
+    the Hermitian projection changes), the norm index of each level and, in 2D, the row of -k
+    for each row k."""
+
+    plan: LevelPlan
+    levels: tuple
+    power: Tensor
+    norm_index: Tensor
+    zero_column_power: Tensor | None = None
+    negated: Tensor | None = None
 
 
 class _ScaleEqNonlin(nn.Module):
@@ -145,33 +162,34 @@ class _ScaleEqNonlin(nn.Module):
             below = r_out
         return out
 
-    def _fast_plan(self, n: int, dtype: torch.dtype, device) -> tuple[LevelPlan, tuple, Tensor]:
-        """The level plan of an n-point input, its matrices and the norm's band-power weights
-        (built once per size, dtype and device)."""
+    def _fast_plan(self, n: int, dtype: torch.dtype, device) -> _FastPlan:
+        """The fast path's plan of an n-point input (built once per size, dtype and device)."""
         key = (n, dtype, str(device))
         if key not in self._matrices:
             plan = plan_levels(n, self.resolutions, self.pooled)
+            to = {"dtype": dtype, "device": device}
+            norm_index = torch.tensor(plan.norm_index, device=device)
             if self.ndim == 1:
-                levels = levels_1d(plan, dtype, device)
+                power = band_power_weights(plan.sizes, 2 * band(n) + 1, 1).to(**to)
+                fast = _FastPlan(plan, levels_1d(plan, dtype, device), power, norm_index)
             else:
+                power = band_power_weights(plan.sizes, n, 2).to(**to)
+                zero_column = power[:, :, 0].clone()
+                power[:, :, 0] = 0
+                negated = (-torch.arange(n, device=device)) % n
                 levels = levels_2d(plan, dtype, device, pooled=self.pooled)
-            power = band_power_weights(plan.sizes, 2 * band(n) + 1, self.ndim)
-            power = power.to(dtype=dtype, device=device)
-            self._matrices[key] = (plan, levels, power)
+                fast = _FastPlan(plan, levels, power, norm_index, zero_column, negated)
+            self._matrices[key] = fast
         return self._matrices[key]
 
     def _norm_affine(
-        self, plan: LevelPlan, spec: Tensor, power: Tensor
+        self, fast: _FastPlan, variance: Tensor, mean: Tensor
     ) -> tuple[Tensor, Tensor] | None:
-        """Scale and shift [B, C, L] of every level's instance norm, from the compact Hermitian
-        spectrum (mean: the zero frequency; variance: the power of the rest of the band)."""
+        """Scale and shift [B, C, L] of every level's instance norm from the variance [B, C, L]
+        and the mean [B, C] of the input in space (equal at every level)."""
         if not self.norm:
             return None
-        dims = "kq" if self.ndim == 2 else "q"
-        power_spectrum = torch.view_as_real(spec).square().sum(-1)  # |X|^2 without a square root
-        variance = torch.einsum(f"bc{dims},l{dims}->bcl", power_spectrum, power)
-        mean = spec[(...,) + (0,) * self.ndim].real
-        index = torch.tensor(plan.norm_index, device=spec.device)
+        index = fast.norm_index
         scale = self.norm_weight[index].T * torch.rsqrt(variance + self.eps)
         return scale, self.norm_bias[index].T - mean[..., None] * scale
 
@@ -189,11 +207,16 @@ class ScaleEqNonlin1d(_ScaleEqNonlin):
         self._check(spec, n)
         if self.implementation == "loop":
             return self.forward_loop(spec, n)
-        plan, levels, power = self._fast_plan(n, spec.real.dtype, spec.device)
+        fast = self._fast_plan(n, spec.real.dtype, spec.device)
         compact = 2 * band(n) + 1
-        spec_c = hermitian_projection(fit_spectrum(spec, compact, 1, n), 1)
-        affine = self._norm_affine(plan, spec_c, power)
-        out = apply_levels_1d(spec_c, levels, self.activation, *(affine or ()))
+        spec_c = hermitian_projection(fit_spectrum(spec, compact, 1, n))
+        affine = None
+        if self.norm:
+            # Parseval: the mean is the zero frequency, the variance the power of the rest.
+            power_spectrum = torch.view_as_real(spec_c).square().sum(-1)  # |X|^2, no sqrt
+            variance = torch.einsum("bcq,lq->bcl", power_spectrum, fast.power)
+            affine = self._norm_affine(fast, variance, spec_c[..., 0].real)
+        out = apply_levels_1d(spec_c, fast.levels, self.activation, *(affine or ()))
         return fit_spectrum(out, n, 1, compact)
 
 
@@ -211,11 +234,19 @@ class ScaleEqNonlin2d(_ScaleEqNonlin):
         self._check(spec, n)
         if self.implementation == "loop":
             return self.forward_loop(spec, n)
-        plan, levels, power = self._fast_plan(n, spec.real.dtype, spec.device)
-        spec_c = hermitian_projection(fit_spectrum(spec, 2 * band(n) + 1), 2)
-        affine = self._norm_affine(plan, spec_c, power)
-        out = apply_levels_2d(spec_c, levels, self.activation, *(affine or ()))
-        return fit_spectrum(out, output_size(n, self.pooled))
+        fast = self._fast_plan(n, spec.real.dtype, spec.device)
+        affine = None
+        if self.norm:
+            # Parseval on the grid's own layout (the Nyquist bins have weight 0), with the zero
+            # column's Hermitian part, which is what the levels see.
+            power_spectrum = torch.view_as_real(spec).square().sum(-1)  # |X|^2, no sqrt
+            variance = torch.einsum("bckq,lkq->bcl", power_spectrum, fast.power)
+            zero_column = hermitian_zero_column(spec, fast.negated)
+            zero_power = torch.view_as_real(zero_column).square().sum(-1)
+            variance = variance + torch.einsum("bck,lk->bcl", zero_power, fast.zero_column_power)
+            affine = self._norm_affine(fast, variance, spec[..., 0, 0].real)
+        out_size = output_size(n, self.pooled)
+        return apply_levels_2d(spec, fast.levels, self.activation, out_size, *(affine or ()))
 
 
 class ScaleEqMaxPool2d(ScaleEqNonlin2d):

@@ -20,8 +20,11 @@ The max-pool variant inserts two steps between the activation and the ring: the 
 the band of the pooled grid ceil(r / 2) (a real r x r product along each axis) and the 2 x 2
 max-pool (ceil mode); its ring is taken on the pooled grid.
 
-Spectra are in the compact layout of the input's band: ``K = 2H + 1`` rows with ``H = band(n)``
-(``fit_spectrum(spec, K)``), ``H + 1`` columns; ``BC`` is batch x channels.
+Spectra are read and written in the grid's own layout ``[B, C, N, N // 2 + 1]``, without a crop
+to the band or a pad back: E and O gather the band's rows of the input, and each ring's rows are
+written to their rows of the output grid. The Hermitian projection of the zero column (what the
+inverse real FFT reads) is the real part of E and O in that column. ``H = band(n)``; ``BC`` is
+batch x channels.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ class Ring:
     rows_dft [r, b + 1] complex: columns j -> q on those rows;
     cols_pick [2D, r] real: j -> the D ring columns b >= q > inner_band (re, then im);
     cols_dft [2 inner_band + 1, r] complex: rows -> |kx| <= inner_band, below those columns;
-    row_blocks / below_blocks: [start, stop) of those rows in the compact output layout, in the
+    row_blocks / below_blocks: [start, stop) of those rows in the output grid's layout, in the
     order of the matrices. Matrices along the rows follow the signal's row order.
     """
 
@@ -92,9 +95,10 @@ def _mirror_order(r: int) -> Tensor:
     return torch.cat([torch.arange(r // 2 + 1), r - torch.arange(1, (r - 1) // 2 + 1)])
 
 
-def _blocks(frequencies: list[int], compact: int) -> Blocks:
-    """Runs of consecutive compact-layout rows holding ``frequencies`` (in their order)."""
-    rows = [k % compact for k in frequencies]
+def _blocks(frequencies: list[int], grid: int) -> Blocks:
+    """Runs of consecutive rows of a ``grid``-point layout holding ``frequencies`` (in their
+    order)."""
+    rows = [k % grid for k in frequencies]
     blocks: list[list[int]] = []
     for row in rows:
         if blocks and blocks[-1][1] == row:
@@ -104,7 +108,7 @@ def _blocks(frequencies: list[int], compact: int) -> Blocks:
     return tuple((start, stop) for start, stop in blocks)
 
 
-def _ring(r: int, inner_band: int, compact: int, row_order: Tensor, real, cplx) -> Ring:
+def _ring(r: int, inner_band: int, grid: int, row_order: Tensor, real, cplx) -> Ring:
     b = band(r)
     # Negative frequencies first, so that each sign is one block of the compact layout.
     kx = list(range(-b, 0)) + list(range(b + 1))
@@ -121,8 +125,8 @@ def _ring(r: int, inner_band: int, compact: int, row_order: Tensor, real, cplx) 
         rows_dft=half_forward(torch.arange(b + 1), r).to(**cplx),
         cols_pick=torch.cat([picked_cols.real.T, picked_cols.imag.T]).to(**real),
         cols_dft=half_forward(torch.tensor(below, dtype=torch.long), r)[row_order].T.to(**cplx),
-        row_blocks=_blocks(ring_rows, compact),
-        below_blocks=_blocks(below, compact),
+        row_blocks=_blocks(ring_rows, grid),
+        below_blocks=_blocks(below, grid),
     )
 
 
@@ -134,9 +138,7 @@ def _lowpass(r: int, m: int) -> Tensor:
     return to_space(fit_spectrum(fit_spectrum(impulses, m, 1, r), r, 1, m), r, ndim=1)
 
 
-def _level_2d(
-    r: int, inner: int, compact: int, pooled: bool, dtype: torch.dtype, device
-) -> Level2d:
+def _level_2d(r: int, inner: int, grid: int, pooled: bool, dtype: torch.dtype, device) -> Level2d:
     b = band(r)
     cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
     real, cplx = {"dtype": dtype, "device": device}, {"dtype": cdtype, "device": device}
@@ -148,10 +150,10 @@ def _level_2d(
     if pooled:
         pooled_size = output_size(r, pooled=True)
         lowpass = _lowpass(r, pooled_size)
-        ring = _ring(pooled_size, inner_band, compact, torch.arange(pooled_size), real, cplx)
+        ring = _ring(pooled_size, inner_band, grid, torch.arange(pooled_size), real, cplx)
         extra = {"lowpass_rows": lowpass[:, mirror].to(**real), "lowpass_cols": lowpass.to(**real)}
     else:
-        ring = _ring(r, inner_band, compact, mirror, real, cplx)
+        ring = _ring(r, inner_band, grid, mirror, real, cplx)
     return Level2d(
         size=r,
         band=b,
@@ -168,31 +170,42 @@ def levels_2d(
 ) -> tuple[Level2d, ...]:
     """The matrices of every level of ``plan`` in ``dtype`` (complex ones to match);
     ``pooled``: the max-pool variant, whose rings are on the pooled grids."""
-    compact = 2 * band(output_size(plan.n, pooled)) + 1
+    grid = output_size(plan.n, pooled)
     return tuple(
-        _level_2d(r, inner, compact, pooled, dtype, device)
-        for r, inner in zip(plan.sizes, plan.inner)
+        _level_2d(r, inner, grid, pooled, dtype, device) for r, inner in zip(plan.sizes, plan.inner)
     )
 
 
 def _even_odd(spec: Tensor) -> tuple[Tensor, Tensor]:
-    """Compact [B, C, K, Kc] -> E [H + 1, BC, Kc, 2] and O [H, BC, Kc, 2] (real views)."""
-    h = spec.shape[-2] // 2
-    rows = spec.permute(2, 0, 1, 3)
-    positive, negative = rows[1 : h + 1], rows[h + 1 :].flip(0)
+    """[B, C, N, N // 2 + 1] -> E [H + 1, BC, H + 1, 2] and O [H, BC, H + 1, 2] (real views) of
+    the band's rows and columns, with the zero column's Hermitian projection."""
+    n = spec.shape[-2]
+    h = band(n)
+    rows = spec.permute(2, 0, 1, 3)[..., : h + 1]
+    positive, negative = rows[1 : h + 1], rows[n - h :].flip(0)
     even = torch.cat([rows[:1], positive + negative]).flatten(1, 2)
     odd = ((positive - negative) * 1j).flatten(1, 2)
-    return torch.view_as_real(even.contiguous()), torch.view_as_real(odd.contiguous())
+    even, odd = torch.view_as_real(even.contiguous()), torch.view_as_real(odd.contiguous())
+    # (X[k] + conj X[-k]) / 2 in the zero column makes E and O real there.
+    even[:, :, 0, 1] = 0
+    odd[:, :, 0, 1] = 0
+    return even, odd
 
 
-def _even_odd_backward(grad_even: Tensor, grad_odd: Tensor, batch: tuple[int, int]) -> Tensor:
-    """The gradient of ``_even_odd``: real views [H + 1, BC, Kc, 2], [H, BC, Kc, 2] ->
-    [B, C, K, Kc] complex."""
+def _even_odd_backward(grad_even: Tensor, grad_odd: Tensor, shape: torch.Size) -> Tensor:
+    """The gradient of ``_even_odd``: real views [H + 1, BC, H + 1, 2], [H, BC, H + 1, 2]
+    (modified in place) -> ``shape`` = [B, C, N, N // 2 + 1] complex."""
+    grad_even[:, :, 0, 1] = 0
+    grad_odd[:, :, 0, 1] = 0
     grad_even, grad_odd = torch.view_as_complex(grad_even), torch.view_as_complex(grad_odd)
+    b, c, n, columns = shape
+    h = grad_odd.shape[0]
     rotated = grad_odd * 1j
-    positive, negative = grad_even[1:] - rotated, grad_even[1:] + rotated
-    rows = torch.cat([grad_even[:1], positive, negative.flip(0)])
-    return rows.unflatten(1, batch).permute(1, 2, 0, 3)
+    rows = grad_even.new_zeros(n, b * c, columns)
+    rows[0, :, : h + 1] = grad_even[0]
+    rows[1 : h + 1, :, : h + 1] = grad_even[1:] - rotated
+    rows[n - h :, :, : h + 1] = (grad_even[1:] + rotated).flip(0)
+    return rows.unflatten(1, (b, c)).permute(1, 2, 0, 3)
 
 
 def _activation_backward(activation: Callable[[Tensor], Tensor], x: Tensor, grad: Tensor):
@@ -338,10 +351,10 @@ class _Rings2d(torch.autograd.Function):
     where each window's maximum was)."""
 
     @staticmethod
-    def forward(ctx, spec, scale, shift, levels, activation, out_compact):
+    def forward(ctx, spec, scale, shift, levels, activation, out_size):
         b, c, _, _ = spec.shape
         even, odd = _even_odd(spec)
-        out = spec.new_zeros(out_compact, b * c, out_compact // 2 + 1)
+        out = spec.new_zeros(out_size, b * c, out_size // 2 + 1)
         saved = []
         for index, level in enumerate(levels):
             level_scale = None if scale is None else scale[index]
@@ -354,7 +367,7 @@ class _Rings2d(torch.autograd.Function):
                 y, row_index, col_index = _pool(y, level)
                 saved.extend([x, row_index.to(torch.uint8), col_index.to(torch.uint8)])
             _ring_forward(y, level.ring, out)
-        ctx.levels, ctx.activation, ctx.batch = levels, activation, (b, c)
+        ctx.levels, ctx.activation, ctx.shape = levels, activation, spec.shape
         ctx.save_for_backward(even, odd, scale, *saved)
         return out.unflatten(1, (b, c)).permute(1, 2, 0, 3)
 
@@ -387,7 +400,7 @@ class _Rings2d(torch.autograd.Function):
                     target.add_(grad_crop)
             if norm:
                 grad_scale[index], grad_shift[index] = level_grad_scale, level_grad_shift
-        grad_spec = _even_odd_backward(grad_even, grad_odd, ctx.batch)
+        grad_spec = _even_odd_backward(grad_even, grad_odd, ctx.shape)
         return grad_spec, grad_scale, grad_shift, None, None, None
 
 
@@ -395,15 +408,15 @@ def apply_levels_2d(
     spec: Tensor,
     levels: tuple[Level2d, ...],
     activation: Callable[[Tensor], Tensor],
+    out_size: int,
     scale: Tensor | None = None,
     shift: Tensor | None = None,
 ) -> Tensor:
-    """spec: compact [B, C, K, Kc] (Hermitian zero column) -> [B, C, K', K' // 2 + 1]: every
-    level's ring of ``activation(scale * D_r x + shift)`` (pooled: of its low-pass and max-pool),
-    in the compact layout of the output grid (K' = K, or that of the pooled grid);
-    scale, shift: [B, C, L] per level (the instance norm), or None."""
+    """spec: [B, C, N, N // 2 + 1] -> [B, C, M, M // 2 + 1] with M = ``out_size`` (N, or the
+    pooled grid): every level's ring of ``activation(scale * D_r x + shift)`` (pooled: of its
+    low-pass and max-pool); ``levels`` from ``levels_2d`` for this N; scale, shift: [B, C, L]
+    per level (the instance norm), or None."""
     if scale is not None:
         scale = scale.flatten(0, 1).T.contiguous()
         shift = shift.flatten(0, 1).T.contiguous()
-    out_compact = 2 * max(level.ring.band for level in levels) + 1
-    return _Rings2d.apply(spec, scale, shift, levels, activation, out_compact)
+    return _Rings2d.apply(spec, scale, shift, levels, activation, out_size)
