@@ -101,8 +101,10 @@ def connect(address: str | None, *, num_cpus: int | None = None, cpus_per_trial:
     Raises ValueError when Ray cannot start or be reached, or when the cluster has fewer CPUs
     or GPUs than one trial asks for (it would wait for them forever).
     """
-    if address is None and "ray" not in sys.modules:
-        # Ray's switch for single-machine clusters: every Ray server binds 127.0.0.1 only.
+    loopback = address is not None and address.rpartition(":")[0] in ("127.0.0.1", "localhost")
+    if (address is None or loopback) and "ray" not in sys.modules:
+        # Ray's switch for single-machine clusters: every Ray server binds 127.0.0.1 only, and
+        # a head at 127.0.0.1 is not rewritten to this machine's network address.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     if address and "RAY_AUTH_MODE" not in os.environ and _token_available():
         # A cluster started after a local run (which created ~/.ray/auth_token) expects it.
