@@ -314,7 +314,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     _check_numbers(args)
     from benchmark.suites import SuiteError, expand_suite, load_suite
     from benchmark.tasks import default_data_dir
-    from benchmark.trial import package_version, trial_key
+    from benchmark.trial import code_fingerprint, package_version, trial_key
 
     _check_model_names(args.models)
     _check_outside_models(args.model)
@@ -338,7 +338,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     cache_dir = _cache_dir(args.cache_dir, data_dir)
     trials = _check_data(trials, data_dir, cache_dir, args.download, suite.missing_data)
     version = package_version()
-    plan = _Plan(suite=suite.name, trials=trials, keys=[trial_key(t) for t in trials],
+    code = code_fingerprint()  # once: it reads every source file
+    plan = _Plan(suite=suite.name, trials=trials, keys=[trial_key(t, code) for t in trials],
                  outside_models=outside, tracking_uri=_tracking_uri(args), version=version, data_dir=data_dir,
                  cache_dir=cache_dir, started=started)
     return _dry_run(plan) if args.dry_run else _execute(args, argv, plan)
