@@ -8,6 +8,7 @@ for every level both have: the head is exactly invariant level by level.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -82,10 +83,16 @@ def band_images(spec: Tensor, n: int, grid: int, ndim: int, bands: list[int]) ->
     return _sum_rings(torch.matmul(u_factors, v_factors), bands)
 
 
+@functools.lru_cache(maxsize=256)
+def _on_device(values: tuple[int, ...], device: torch.device) -> Tensor:
+    """A small integer tensor, built once per device: no host-to-device copy per step."""
+    return torch.tensor(values, device=device)
+
+
 def _sum_rings(rings: Tensor, bands: list[int]) -> Tensor:
     """rings [B, C, H + 1, *space] -> [B, C, len(bands), *space]: band h = rings 0..h."""
     h = rings.shape[2] - 1
-    upto = torch.tensor([min(b, h) for b in bands], device=rings.device)
+    upto = _on_device(tuple(min(b, h) for b in bands), rings.device)
     select = (torch.arange(h + 1, device=rings.device) <= upto[:, None]).to(rings.dtype)
     flat = rings.flatten(3)
     return torch.matmul(select, flat).view(*flat.shape[:2], len(bands), *rings.shape[3:])
@@ -116,7 +123,7 @@ class _PooledBands(torch.autograd.Function):
         # band b_j. The band max(|kx|, q) <= b is a product of one mask per axis, so in 2D the
         # sum is one product of a [K, J] by a [J, Kc] matrix.
         cells = where.shape[2:].numel()
-        levels = torch.tensor([min(b, h) for b in ctx.bands], device=device)
+        levels = _on_device(tuple(min(b, h) for b in ctx.bands), device)
         bands_j = levels.repeat_interleave(cells)  # [J]
         where = where.reshape(batch, -1)
         g = grad.reshape(batch, -1).to(dtype)
@@ -177,7 +184,6 @@ class MultiLevelHead(nn.Module):
         self.level_step = level_step
         self.level_cap = level_cap if level_cap is not None else grid
         cells = (-(-grid // pool)) ** ndim
-        self._band_index: dict[tuple, Tensor] = {}
         self.mlp = nn.Sequential(
             nn.LayerNorm(cells * channels),
             nn.Linear(cells * channels, hidden),
@@ -207,10 +213,7 @@ class MultiLevelHead(nn.Module):
         # Several levels share a band (band(2m) = band(2m - 1)): pool each band once, then give
         # every level its band's features (each level keeps its own dropout).
         distinct = tuple(sorted(set(bands)))
-        key = (tuple(bands), str(spec.device))
-        if key not in self._band_index:
-            which = [distinct.index(b) for b in bands]
-            self._band_index[key] = torch.tensor(which, device=spec.device)
+        which = _on_device(tuple(distinct.index(b) for b in bands), spec.device)
         pooled = pooled_band_images(spec, compact, self.grid, self.ndim, distinct, self.pool)
-        features = pooled.index_select(2, self._band_index[key]).transpose(1, 2)
+        features = pooled.index_select(2, which).transpose(1, 2)
         return self.mlp(features.flatten(2)).view(spec.shape[0], len(levels), -1)
