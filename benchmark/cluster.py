@@ -90,6 +90,16 @@ def log_ray_to_file(path: Path) -> None:
         logger.removeHandler(old)
     logger.addHandler(handler)
     logger.propagate = False
+    # The cluster's error messages (a node marked dead, a raylet's last log lines) are printed
+    # by the driver's error listener straight to the console: they go to the file too. Ray
+    # looks this function up by name on each message, so replacing it takes effect at once.
+    from ray._private import worker
+
+    def to_file(data: dict, ignore_prefix: bool = False) -> None:
+        with path.open("a") as out:
+            out.writelines(f"({data.get('pid')}) {line}\n" for line in data.get("lines", []))
+
+    worker.print_to_stdstream = to_file
 
 
 def connect(address: str | None, *, num_cpus: int | None = None, cpus_per_trial: float = 1.0,
