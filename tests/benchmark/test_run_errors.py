@@ -82,7 +82,7 @@ def test_dry_run_lists_trials_and_writes_nothing(tmp_path, capsys):
     assert [line.split()[1] for line in out[1:-1]] == [
         f"mnist1d_scale/{m}/s0" for m in sorted(__import__("benchmark.zoo").zoo.list_models(
             "mnist1d_scale"))]
-    assert all(line.split()[-6:] == "new no run with this key".split() for line in out[1:-1])
+    assert all(line.split()[-6:] == ["new", "no", "run", "with", "this", "key"] for line in out[1:-1])
     assert out[-1].startswith(f"{len(out) - 2} trials: 0 cached, 0 to resume")
     assert not (tmp_path / "mlflow.db").exists()
 

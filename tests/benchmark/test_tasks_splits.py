@@ -57,8 +57,8 @@ def test_plan_sizes_never_changes_a_written_train_or_val_size(written, expected)
 @pytest.mark.parametrize(
     "written, message",
     [
-        ({"train": 9000, "val": 1000, "test": None}, r"n_train \+ n_val <= 9999 \(you wrote "
-         r"n_train=9000, n_val=1000\), or add the missing MNIST files"),
+        ({"train": 9000, "val": 1000, "test": None}, (r"n_train \+ n_val <= 9999 \(you wrote "
+         r"n_train=9000, n_val=1000\), or add the missing MNIST files")),
         ({"train": 10_000, "val": None, "test": None}, r"n_train \+ n_val <= 9999"),
     ],
 )

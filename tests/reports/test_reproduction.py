@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reports.reproduction import published_settings, reproduction_frame, reproduction_grid
 from reports.render import to_markdown
+from reports.reproduction import published_settings, reproduction_frame, reproduction_grid
 from reports.tables import data_efficiency_table, summary_table
 
 # conftest.RUNS train 3 epochs (published 60, STL 1000), at width 0.25 except SEFL, before the
