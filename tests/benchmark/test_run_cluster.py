@@ -6,9 +6,6 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from harness_checks import (
@@ -22,6 +19,7 @@ from harness_checks import (
     stop,
     trial_runs,
 )
+from harness_services import wait_for
 from mlflow import MlflowClient
 
 SUITE = f"""
@@ -36,18 +34,6 @@ train_batches = 2
 equiv_images = 4
 {MNIST1D_SIZES}
 """
-
-
-def _wait_for(url: str, process, log: Path, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        assert process.poll() is None, log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            assert time.monotonic() < deadline, f"{url} did not answer; {log.read_text()[-2000:]}"
-            time.sleep(0.5)
 
 
 def test_existing_ray_cluster_and_mlflow_server(tmp_path, tmp_path_factory):
@@ -68,7 +54,7 @@ def test_existing_ray_cluster_and_mlflow_server(tmp_path, tmp_path_factory):
                    tmp_path, env, tmp_path / "mlflow.log")
     uri = f"http://127.0.0.1:{mlflow_port}"
     try:
-        _wait_for(f"{uri}/health", server, tmp_path / "mlflow.log")
+        wait_for(f"{uri}/health", server, tmp_path / "mlflow.log")
         code, out = run_driver(
             ["--suite", str(tmp_path / "cluster.toml"), "--address", f"127.0.0.1:{ray_port}",
              "--tracking-uri", uri, "--storage", str(tmp_path / "ray_results"),
