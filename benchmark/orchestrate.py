@@ -253,7 +253,10 @@ def run_entries(
             callbacks=[callback],
             verbose=2 if verbose else 0,
             failure_config=tune.FailureConfig(max_failures=max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            # Two, not one: Tune deletes the previous checkpoint when it registers a new one,
+            # before on_checkpoint re-tags the run; with one kept, a cluster lost in between
+            # leaves the tag naming a deleted folder and the trial restarts from epoch 0.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         ),
     )
     callback.watch.start()
