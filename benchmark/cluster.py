@@ -72,7 +72,7 @@ def _token_available() -> bool:
 
 def _quiet() -> None:
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # the legacy reporter is silent at verbose=0
-    # A checkpoint per epoch with num_to_keep=1 snapshots Tune's state each time; cheap here
+    # A checkpoint per epoch snapshots Tune's state each time; cheap here
     # (small JSON), but Tune warns about it.
     os.environ["TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"] = "0"
     logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
