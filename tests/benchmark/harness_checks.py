@@ -3,6 +3,7 @@ processes, and a fresh environment for a driver."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -20,6 +21,15 @@ REPO = HERE.parents[1]
 # The sizes of the smoke suite's MNIST-1D grid: every harness test shares one cached task.
 MNIST1D_SIZES = "n_train = 56\nn_val = 28\nn_test = 56"
 MNIST1D_RESOLUTIONS = [24, 32, 40, 48, 56, 64, 72]
+
+
+def mnist1d_suite(models: list[str], epochs: int, seeds: list[int] | None = None) -> str:
+    """A suite TOML of small, checkpointed MNIST-1D trials (width 0.25, 4 batches of 8 per
+    epoch) on the shared harness sizes: what the resume and cluster tests interrupt."""
+    seed_line = f"seeds = {seeds}\n" if seeds is not None else ""
+    return (f'[[grid]]\ntasks = ["mnist1d_scale"]\nmodels = {json.dumps(models)}\n{seed_line}'
+            f"[grid.trial]\nepochs = {epochs}\nwidth = 0.25\nbatch_size = 8\n"
+            f"train_batches = 4\nequiv_images = 4\n{MNIST1D_SIZES}\n")
 
 
 def free_port() -> int:

@@ -14,22 +14,11 @@ import time
 from pathlib import Path
 
 import psutil
-from harness_checks import MNIST1D_SIZES, driver_env, run_driver, start, stop, trial_runs
+from harness_checks import driver_env, mnist1d_suite, run_driver, start, stop, trial_runs
 from mlflow import MlflowClient
 
 EPOCHS = 8
-SUITE = f"""
-[[grid]]
-tasks = ["mnist1d_scale"]
-models = ["harness_models:tiny", "harness_models:slow"]
-[grid.trial]
-epochs = {EPOCHS}
-width = 0.25
-batch_size = 8
-train_batches = 4
-equiv_images = 4
-{MNIST1D_SIZES}
-"""
+SUITE = mnist1d_suite(["harness_models:tiny", "harness_models:slow"], EPOCHS)
 
 
 def _state(db: Path) -> tuple[set[str], int]:

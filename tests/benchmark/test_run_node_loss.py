@@ -14,24 +14,12 @@ import time
 from pathlib import Path
 
 import psutil
-from harness_checks import MNIST1D_SIZES, driver_env, run_driver, start, stop, trial_runs
+from harness_checks import driver_env, mnist1d_suite, run_driver, start, stop, trial_runs
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 EPOCHS = 8
-SUITE = f"""
-[[grid]]
-tasks = ["mnist1d_scale"]
-models = ["harness_models:slow"]
-seeds = [0, 1]
-[grid.trial]
-epochs = {EPOCHS}
-width = 0.25
-batch_size = 8
-train_batches = 4
-equiv_images = 4
-{MNIST1D_SIZES}
-"""
+SUITE = mnist1d_suite(["harness_models:slow"], EPOCHS, seeds=[0, 1])
 
 
 def _checkpointed(client: MlflowClient) -> dict[str, int]:

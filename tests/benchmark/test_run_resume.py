@@ -14,9 +14,9 @@ from pathlib import Path
 
 from harness_checks import (
     MNIST1D_RESOLUTIONS,
-    MNIST1D_SIZES,
     check_finished_run,
     driver_env,
+    mnist1d_suite,
     run_driver,
     start,
     stop,
@@ -25,18 +25,7 @@ from harness_checks import (
 from mlflow import MlflowClient
 
 EPOCHS = 4
-SUITE = f"""
-[[grid]]
-tasks = ["mnist1d_scale"]
-models = ["harness_models:tiny", "harness_models:slow"]
-[grid.trial]
-epochs = {EPOCHS}
-width = 0.25
-batch_size = 8
-train_batches = 4
-equiv_images = 4
-{MNIST1D_SIZES}
-"""
+SUITE = mnist1d_suite(["harness_models:tiny", "harness_models:slow"], EPOCHS)
 
 
 def _checkpointed_epochs(db: Path, model: str) -> int:
