@@ -11,8 +11,8 @@ the MNIST "vector" DSS layout in 1D on the backbone of ``baselines.cnn1d``.
   channels 33 / 65 / 130 / 198 as ``cnn1d``.
 * Max over the scales, global average pool over the length, the MNIST head.
 
-309,198 parameters at width 1 (``cnn1d`` without the conv biases; the 1D SEFL model has
-309,690). Native input (any length of at least 8), like ``cnn1d``.
+295,240 parameters at width 1 (``cnn1d`` without the conv biases; the 1D SEFL model has
+295,482). Native input (any length of at least 8), like ``cnn1d``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _create_dss1d(
 
 
 def dss1d(width: float = 1.0, **kwargs) -> SequenceNet:
-    """DSS on native-length sequences (309,198 parameters at width 1); ``features`` fold the
+    """DSS on native-length sequences (295,240 parameters at width 1); ``features`` fold the
     scales into channels: [B, C * S, L']."""
     model_args = {"n_scales": 3, "base": 2.0, "zero_scale": 0.5, "kernel_size": 7}
     return _create_dss1d(width, **{**model_args, **kwargs})

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from baselines.cnn import MNIST_POOLS, BlockFactory, CanvasNet, build_canvas_net, conv_blocks
+from baselines.fft_conv import conv2d
 from baselines.hermite import BasisKind, hermite_basis, normalize_by_min_scale
 
 __all__ = [
@@ -119,9 +120,10 @@ class SESConvZ2H(_SteerableConv):
 
 def _per_scale_conv(x: Tensor, kernel: Tensor, stride: int, padding: int) -> Tensor:
     """x [B, C_in, S, H, W], kernel [S, C_out, C_in, k, k] -> [B, C_out, S, H', W']:
-    scale s convolved with its own kernel (grouped conv, groups = S)."""
+    scale s convolved with its own kernel (grouped conv, groups = S; through the FFT for large
+    kernels, where a CPU's grouped direct convolution and its backward are slowest)."""
     num_scales, out_channels = kernel.shape[:2]
-    y = F.conv2d(
+    y = conv2d(
         x.transpose(1, 2).flatten(1, 2),
         kernel.flatten(0, 1),
         stride=stride,

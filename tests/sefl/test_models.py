@@ -12,7 +12,7 @@ from sefl.spectral import band, fit_spectrum, resample, to_spectrum
 MODELS = {
     "mnist": (lambda **kw: FourierSE2d(width=0.125, **kw), 28, [8, 9, 14, 20, 27]),
     "stl": (lambda **kw: FourierSESTL(width=1 / 32, **kw), 97, [49, 65, 89]),
-    "1d": (lambda **kw: FourierSE1d(width=0.125, **kw), 72, [24, 25, 47, 71]),
+    "1d": (lambda **kw: FourierSE1d(width=0.125, **kw), 72, [24, 32, 48, 64]),
 }
 
 
@@ -153,7 +153,7 @@ PARAMETER_COUNTS = {
         lambda: FourierSE1d(),
         sum(i * o * 9 for i, o in MNIST_CHANNELS),
         sum(i * o for i, o in MNIST_CHANNELS),
-        sum(norm_params(o, 12, 72, 1) for _, o in MNIST_CHANNELS) + head_params(100, 4),
+        sum(norm_params(o, 24, 72, 8) for _, o in MNIST_CHANNELS) + head_params(100, 4),
     ),
 }
 
