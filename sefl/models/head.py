@@ -28,29 +28,19 @@ def _phases(frequencies: Tensor, grid: int, dtype: torch.dtype, device) -> Tenso
     return torch.polar(torch.ones_like(phase), phase).to(dtype=dtype)
 
 
-def _as_real_pair(a: Tensor, dim: int) -> Tensor:
-    """Complex a -> real [re(a), -im(a)] stacked along ``dim`` (so that it pairs with
-    [re(b), im(b)] in a real product to give re(a b))."""
-    return torch.cat([a.real, -a.imag], dim=dim)
+def _ring_factors_2d(spec: Tensor, n: int, grid: int) -> tuple[Tensor, Tensor]:
+    """The rings of a 2D map's spectrum as real products: spec ``[B, C, K, Kc]`` (the compact
+    ``2 band(n) + 1`` half-spectrum) -> U ``[B, C, H + 1, grid, 4]``, V ``[B, C, H + 1, 4,
+    grid]`` with ring h's image (u, v) = (U[h] @ V[h])[u, v], H = band(n).
 
-
-def band_images(spec: Tensor, n: int, grid: int, ndim: int, bands: list[int]) -> Tensor:
-    """The low-pass of an n-point map to each of ``bands``, sampled on a ``grid`` grid.
-
-    spec: ``[B, C, *F]`` -> ``[B, C, len(bands), grid(, grid)]`` real (bands above band(n) give
-    the whole map). Band h adds to band h - 1 a ring; in 2D the ring is the sum of three outer
-    products (rows +h and -h along v, column h along u), a real product of inner size 6. So the
-    rings cost one batched product, and the bands one sum of rings (a product with a 0/1
-    matrix), rather than one inverse FFT each.
+    Ring h is max(|k|, q) = h: rows +h and -h along v and column h along u. The two rows share
+    the phase e(h u) up to conjugation, so they fold into cos(h u) P(v) - sin(h u) Q(v), and the
+    column is Re(C(u) e(h v)): an inner size of 4.
     """
     h = band(n)
     q = torch.arange(h + 1, device=spec.device)
     twice = torch.where(q == 0, 1.0, 2.0).to(spec.real.dtype)
     ev = _phases(q, grid, spec.dtype, spec.device) * twice  # [grid, Kc]
-    if ndim == 1:
-        coeffs = spec[..., : h + 1]
-        rings = coeffs.real[..., None] * ev.T.real - coeffs.imag[..., None] * ev.T.imag
-        return _sum_rings(rings, bands)
     size = 2 * h + 1
     compact = fit_spectrum(spec, size)
     k = signed_frequencies(size, device=spec.device)
@@ -59,28 +49,64 @@ def band_images(spec: Tensor, n: int, grid: int, ndim: int, bands: list[int]) ->
     row_signals = (compact * in_rows) @ ev.T  # [B, C, K, grid]: each ring row along v
     col_signals = (eu @ (compact * ~in_rows)).transpose(-1, -2)  # [B, C, Kc, grid] along u
     pos, neg = q % size, (-q) % size
-    neg_rows = row_signals[..., neg, :] * (q > 0)[:, None]  # row -0 is row +0: count it once
+    plus = row_signals[..., pos, :]
+    minus = row_signals[..., neg, :] * (q > 0)[:, None]  # row -0 is row +0: count it once
     batch = compact.shape[:-2]
-    u_factors = torch.cat(
-        [
-            _as_real_pair(eu[:, pos].T[:, :, None], -1).expand(*batch, -1, -1, -1),
-            _as_real_pair(eu[:, neg].T[:, :, None], -1).expand(*batch, -1, -1, -1),
-            _as_real_pair(col_signals[..., None], -1),
-        ],
-        dim=-1,
-    )  # [B, C, H + 1, grid, 6]
-    v_factors = torch.stack(
-        [
-            row_signals[..., pos, :].real,
-            row_signals[..., pos, :].imag,
-            neg_rows.real,
-            neg_rows.imag,
-            ev.T.real.expand(*batch, -1, -1),
-            ev.T.imag.expand(*batch, -1, -1),
-        ],
-        dim=-2,
-    )  # [B, C, H + 1, 6, grid]
-    return _sum_rings(torch.matmul(u_factors, v_factors), bands)
+    phase = eu[:, pos].T  # [H + 1, grid]: e(h u)
+    u_factors = torch.stack([phase.real.expand(*batch, -1, -1),
+                             phase.imag.expand(*batch, -1, -1),
+                             col_signals.real, col_signals.imag], dim=-1)
+    v_factors = torch.stack([plus.real + minus.real, minus.imag - plus.imag,
+                             ev.T.real.expand(*batch, -1, -1),
+                             -ev.T.imag.expand(*batch, -1, -1)], dim=-2)
+    return u_factors, v_factors
+
+
+def band_images(spec: Tensor, n: int, grid: int, ndim: int, bands: list[int]) -> Tensor:
+    """The low-pass of an n-point map to each of ``bands``, sampled on a ``grid`` grid.
+
+    spec: ``[B, C, *F]`` -> ``[B, C, len(bands), grid(, grid)]`` real (bands above band(n) give
+    the whole map). Band h adds to band h - 1 a ring (2D: ``_ring_factors_2d``), so the rings
+    cost one batched product and the bands one sum of rings (a product with a 0/1 matrix),
+    rather than one inverse FFT each.
+    """
+    if ndim == 1:
+        h = band(n)
+        q = torch.arange(h + 1, device=spec.device)
+        twice = torch.where(q == 0, 1.0, 2.0).to(spec.real.dtype)
+        ev = _phases(q, grid, spec.dtype, spec.device) * twice  # [grid, Kc]
+        coeffs = spec[..., : h + 1]
+        rings = coeffs.real[..., None] * ev.T.real - coeffs.imag[..., None] * ev.T.imag
+        return _sum_rings(rings, bands)
+    return _sum_rings(torch.matmul(*_ring_factors_2d(spec, n, grid)), bands)
+
+
+def _pooled_bands_2d(spec: Tensor, n: int, grid: int, bands: tuple[int, ...], pool: int
+                     ) -> tuple[Tensor, Tensor]:
+    """Max-pooled band images of a 2D map, built ring by ring: each band image is the one
+    before plus a ring, and is pooled as soon as it is complete, so the images of every ring
+    and band are never held at once (they dominated the head's memory traffic).
+
+    -> pooled ``[B, C, len(bands), *cells]`` and the argmax indices ``[B, C * len(bands),
+    *cells]`` within each grid x grid image (as ``F.max_pool2d`` of the stacked images).
+    """
+    u_factors, v_factors = (f.flatten(0, 1) for f in _ring_factors_2d(spec, n, grid))
+    h = u_factors.shape[1] - 1
+    wanted = {min(b, h) for b in bands}
+    image, pooled_at = None, {}
+    for ring in range(max(wanted) + 1):
+        if image is None:
+            image = torch.bmm(u_factors[:, ring], v_factors[:, ring])
+        else:
+            image = image.baddbmm_(u_factors[:, ring], v_factors[:, ring])
+        if ring in wanted:
+            pooled_at[ring] = F.max_pool2d(image, pool, ceil_mode=True, return_indices=True)
+    batch, channels = spec.shape[:2]
+    pooled = torch.stack([pooled_at[min(b, h)][0] for b in bands], 1)  # [BC, L, *cells]
+    where = torch.stack([pooled_at[min(b, h)][1] for b in bands], 1)
+    cells = pooled.shape[2:]
+    return (pooled.view(batch, channels, len(bands), *cells),
+            where.view(batch, channels * len(bands), *cells))
 
 
 @functools.lru_cache(maxsize=256)
@@ -104,12 +130,16 @@ class _PooledBands(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec, n, grid, ndim, bands, pool):
-        images = band_images(spec, n, grid, ndim, list(bands))  # [B, C, L, grid(, grid)]
-        pool_fn = F.max_pool2d if ndim == 2 else F.max_pool1d
-        pooled, where = pool_fn(images.flatten(1, 2), pool, ceil_mode=True, return_indices=True)
+        if ndim == 2:
+            pooled, where = _pooled_bands_2d(spec, n, grid, bands, pool)
+        else:
+            images = band_images(spec, n, grid, ndim, list(bands))  # [B, C, L, grid]
+            pooled, where = F.max_pool1d(images.flatten(1, 2), pool, ceil_mode=True,
+                                         return_indices=True)
+            pooled = pooled.view(*images.shape[:3], *pooled.shape[2:])
         ctx.save_for_backward(where)
         ctx.shape, ctx.n, ctx.grid, ctx.ndim, ctx.bands = spec.shape, n, grid, ndim, bands
-        return pooled.view(*images.shape[:3], *pooled.shape[2:])
+        return pooled
 
     @staticmethod
     @once_differentiable

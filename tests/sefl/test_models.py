@@ -6,7 +6,7 @@ import torch
 from sefl.layers import RealChannelMix, level_sizes, resolution_set
 from sefl.models import FourierSE1d, FourierSE2d, FourierSESTL
 from sefl.models.head import band_images, pooled_band_images
-from sefl.spectral import band, fit_spectrum, resample, to_spectrum
+from sefl.spectral import band, fit_spectrum, resample, signed_frequencies, to_spectrum
 
 # (model factory, top resolution, lower resolutions that must be exact)
 MODELS = {
@@ -210,12 +210,40 @@ def test_pooled_band_images_match_pooling_the_images(ndim, n, grid, pool, bands)
     oracle = pool_fn(images.flatten(1, 2), pool, ceil_mode=True)
     oracle = oracle.view(*images.shape[:3], *oracle.shape[2:])
     fast = pooled_band_images(fast_in, compact, grid, ndim, bands, pool)
-    torch.testing.assert_close(fast, oracle, rtol=0, atol=0)
+    torch.testing.assert_close(fast, oracle, rtol=1e-12, atol=1e-12)  # 2D sums ring by ring
     weights = torch.randn_like(oracle)
     (oracle * weights).sum().backward()
     (fast * weights).sum().backward()
     assert oracle_in.grad.abs().max() > 0.1
     torch.testing.assert_close(fast_in.grad, oracle_in.grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("ndim, n, grid, bands", [(2, 28, 28, (0, 3, 13, 20)), (2, 21, 28, (2, 9)),
+                                                  (2, 97, 25, (4, 12)), (1, 72, 72, (0, 11, 35)),
+                                                  (1, 31, 72, (5, 15))])
+def test_band_images_are_the_band_limited_map_sampled_on_the_grid(ndim, n, grid, bands):
+    """band_images against its definition, summed term by term: image_b(u) = Re sum over the
+    half-spectrum frequencies with max(|k_1|, .., |k_d|) <= b of w X[k] exp(2 pi i k.u / grid),
+    w = 2 off the q = 0 column (the Hermitian twin)."""
+    torch.manual_seed(0)
+    compact = 2 * band(min(n, grid)) + 1
+    spec = fit_spectrum(to_spectrum(torch.randn((2, 3) + (n,) * ndim, dtype=torch.float64),
+                                    ndim), compact, ndim, n)
+    h = band(compact)
+    q = torch.arange(h + 1, dtype=torch.float64)
+    weight = torch.where(q == 0, 1.0, 2.0)
+    u = torch.arange(grid, dtype=torch.float64)
+    ev = torch.exp(2j * torch.pi * u[:, None] * q[None, :] / grid) * weight  # [grid, Kc]
+    images = band_images(spec, compact, grid, ndim, list(bands))
+    for i, b in enumerate(bands):
+        if ndim == 1:
+            expected = torch.einsum("bcq,uq->bcu", spec[..., : h + 1] * (q <= b), ev).real
+        else:
+            k = signed_frequencies(compact).to(torch.float64)
+            eu = torch.exp(2j * torch.pi * u[:, None] * k[None, :] / grid)  # [grid, K]
+            inside = (k.abs()[:, None] <= b) & (q[None, :] <= b)
+            expected = torch.einsum("bckq,uk,vq->bcuv", spec * inside, eu, ev).real
+        torch.testing.assert_close(images[:, :, i], expected, rtol=1e-11, atol=1e-11)
 
 
 @pytest.mark.parametrize("name, n", [("mnist", 28), ("mnist", 13), ("1d", 72), ("1d", 31)])
