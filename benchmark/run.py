@@ -80,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default: none on a cluster without GPUs, else per task: "
                            "mnist1d_scale 0.25, mnist_scale 0.5, stl10_scale 1)")
     resources.add_argument("--max-failures", type=int, default=1, help="retries of a trial "
-                           "that failed, from its last checkpoint (default 1; -1: no limit)")
+                           "that crashed (out of memory, a lost node or worker), from its "
+                           "last checkpoint; a trial that raises fails at once (default 1; "
+                           "-1: no limit)")
     resources.add_argument("--storage", default="ray_results", help="Tune's storage path for "
                            "checkpoints (default ./ray_results; a shared path or URI on a "
                            "cluster)")
