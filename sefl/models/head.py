@@ -28,6 +28,14 @@ def _phases(frequencies: Tensor, grid: int, dtype: torch.dtype, device) -> Tenso
     return torch.polar(torch.ones_like(phase), phase).to(dtype=dtype)
 
 
+def _half_phases(h: int, grid: int, dtype: torch.dtype, device) -> tuple[Tensor, Tensor]:
+    """q = 0..h and [grid, h + 1] complex exp(2 pi i q v / grid), doubled for q > 0 (the
+    half-spectrum's Hermitian twin)."""
+    q = torch.arange(h + 1, device=device)
+    twice = torch.where(q == 0, 1.0, 2.0).to(dtype.to_real())
+    return q, _phases(q, grid, dtype, device) * twice
+
+
 def _ring_factors_2d(spec: Tensor, n: int, grid: int) -> tuple[Tensor, Tensor]:
     """The rings of a 2D map's spectrum as real products: spec ``[B, C, K, Kc]`` (the compact
     ``2 band(n) + 1`` half-spectrum) -> U ``[B, C, H + 1, grid, 4]``, V ``[B, C, H + 1, 4,
@@ -38,9 +46,7 @@ def _ring_factors_2d(spec: Tensor, n: int, grid: int) -> tuple[Tensor, Tensor]:
     column is Re(C(u) e(h v)): an inner size of 4.
     """
     h = band(n)
-    q = torch.arange(h + 1, device=spec.device)
-    twice = torch.where(q == 0, 1.0, 2.0).to(spec.real.dtype)
-    ev = _phases(q, grid, spec.dtype, spec.device) * twice  # [grid, Kc]
+    q, ev = _half_phases(h, grid, spec.dtype, spec.device)  # ev [grid, Kc]
     size = 2 * h + 1
     compact = fit_spectrum(spec, size)
     k = signed_frequencies(size, device=spec.device)
@@ -72,9 +78,7 @@ def band_images(spec: Tensor, n: int, grid: int, ndim: int, bands: list[int]) ->
     """
     if ndim == 1:
         h = band(n)
-        q = torch.arange(h + 1, device=spec.device)
-        twice = torch.where(q == 0, 1.0, 2.0).to(spec.real.dtype)
-        ev = _phases(q, grid, spec.dtype, spec.device) * twice  # [grid, Kc]
+        _, ev = _half_phases(h, grid, spec.dtype, spec.device)  # [grid, Kc]
         coeffs = spec[..., : h + 1]
         rings = coeffs.real[..., None] * ev.T.real - coeffs.imag[..., None] * ev.T.imag
         return _sum_rings(rings, bands)
@@ -95,18 +99,18 @@ def _pooled_bands_2d(spec: Tensor, n: int, grid: int, bands: tuple[int, ...], po
     """
     u_factors, v_factors = (f.flatten(0, 1) for f in _ring_factors_2d(spec, n, grid))
     h = u_factors.shape[1] - 1
-    wanted = {min(b, h) for b in bands}
+    rings_of = [min(b, h) for b in bands]  # bands above the map's band are the whole map
     image, pooled_at = None, {}
-    for ring in range(max(wanted) + 1):
+    for ring in range(max(rings_of) + 1):
         if image is None:
             image = torch.bmm(u_factors[:, ring], v_factors[:, ring])
         else:
             image = image.baddbmm_(u_factors[:, ring], v_factors[:, ring])
-        if ring in wanted:
+        if ring in rings_of:
             pooled_at[ring] = F.max_pool2d(image, pool, ceil_mode=True, return_indices=True)
     batch, channels = spec.shape[:2]
-    pooled = torch.stack([pooled_at[min(b, h)][0] for b in bands], 1)  # [BC, L, *cells]
-    where = torch.stack([pooled_at[min(b, h)][1] for b in bands], 1)
+    pooled = torch.stack([pooled_at[r][0] for r in rings_of], 1)  # [BC, L, *cells]
+    where = torch.stack([pooled_at[r][1] for r in rings_of], 1)
     cells = pooled.shape[2:]
     return (pooled.view(batch, channels, len(bands), *cells),
             where.view(batch, channels * len(bands), *cells))
@@ -160,9 +164,8 @@ class _PooledBands(torch.autograd.Function):
         bands_j = levels.repeat_interleave(cells)  # [J]
         where = where.reshape(batch, -1)
         g = grad.reshape(batch, -1).to(dtype)
-        q = torch.arange(h + 1, device=device)
-        twice = torch.where(q == 0, 1.0, 2.0).to(grad.dtype)
-        ev = _phases(q, grid, dtype, device).conj() * twice  # [grid, Kc]
+        q, ev = _half_phases(h, grid, dtype, device)
+        ev = ev.conj()  # [grid, Kc]
         v = where % grid if ctx.ndim == 2 else where
         cols = ev[v] * (q <= bands_j[:, None])  # [BC, J, Kc]
         if ctx.ndim == 1:
