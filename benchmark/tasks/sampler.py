@@ -1,5 +1,6 @@
-"""Batches that each hold a single resolution (models that take images at their native size
-cannot stack two sizes in one tensor)."""
+"""Training and evaluation batches of a split: of one resolution each (models that take images
+at their native size cannot stack two sizes in one tensor), or of any resolutions (canvas
+models, whose inputs all share the canvas size)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from torch import Tensor
 
 from benchmark.tasks.seeding import seeded_generator
 
-__all__ = ["ResolutionBatchSampler", "batch_sizes"]
+__all__ = ["MixedBatchSampler", "ResolutionBatchSampler", "batch_sizes"]
 
 
 def batch_sizes(count: int, batch_size: int, merge_single: bool) -> list[int]:
@@ -74,3 +75,45 @@ class ResolutionBatchSampler:
     def __len__(self) -> int:
         counts = torch.unique(self.resolutions, return_counts=True)[1].tolist()
         return sum(len(batch_sizes(c, self.batch_size, self.merge_single)) for c in counts)
+
+
+class MixedBatchSampler:
+    """Index batches drawn from the whole split, whatever their resolutions; the interface of
+    ``ResolutionBatchSampler`` (``batches`` gives ``(None, indices)``: no single resolution).
+
+    resolutions: ``[n]`` (only their number is used); every item is in exactly one batch.
+    ``shuffle``: one permutation of all items, seeded by ``(seed, epoch)``, cut into batches;
+    otherwise index order. ``merge_single``: see ``batch_sizes``.
+    """
+
+    def __init__(
+        self,
+        resolutions: Tensor,
+        batch_size: int,
+        shuffle: bool,
+        merge_single: bool,
+        seed: int = 0,
+        epoch: int = 0,
+    ):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r} must be an int >= 1")
+        self.count = len(resolutions)
+        self.batch_size, self.shuffle, self.merge_single = batch_size, shuffle, merge_single
+        self.seed, self.epoch = seed, epoch
+
+    def batches(self) -> list[tuple[None, Tensor]]:
+        """(None, indices) of every batch, in serving order."""
+        if self.shuffle:
+            order = torch.randperm(
+                self.count, generator=seeded_generator(self.seed, "batches", self.epoch)
+            )
+        else:
+            order = torch.arange(self.count)
+        sizes = batch_sizes(self.count, self.batch_size, self.merge_single)
+        return [(None, chunk) for chunk in torch.split(order, sizes)]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return (indices.tolist() for _, indices in self.batches())
+
+    def __len__(self) -> int:
+        return len(batch_sizes(self.count, self.batch_size, self.merge_single))

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from benchmark.tasks.dataset import ScaleSplit
 from benchmark.tasks.loader import CanvasMode, ResolutionLoader
-from benchmark.tasks.sampler import ResolutionBatchSampler
+from benchmark.tasks.sampler import MixedBatchSampler, ResolutionBatchSampler
 from benchmark.tasks.seeding import seeded_generator
 from benchmark.tasks.splits import SPLITS
 
@@ -58,11 +58,14 @@ class Task(TaskLayout):
         seed: int = 0,
         epoch: int = 0,
         limit: int | None = None,
+        mixed: bool = False,
     ) -> ResolutionLoader:
-        """Batches ``(x [B, C, r, r], y [B], r)`` of one resolution each (1D: ``[B, C, r]``).
+        """Batches ``(x [B, C, r, r], y [B], r)`` of one resolution each (1D: ``[B, C, r]``);
+        ``mixed``: batches drawn from every resolution at once (r None), on the canvas, so only
+        with ``input_mode="canvas"``.
 
-        Every item is served once per epoch, at any batch size: each resolution gives full
-        batches and one smaller last batch. "train": shuffled (unless ``shuffle=False``) by
+        Every item is served once per epoch, at any batch size: each resolution (``mixed``: the
+        whole split) gives full batches and one smaller last batch. "train": shuffled (unless ``shuffle=False``) by
         (seed, epoch), training augmentation, and no batch of one (a last batch of one joins the
         batch before it; a resolution with a single training item is refused), because batch
         norm cannot train on one image. "val"/"test": in order. ``input_mode="canvas"`` serves
@@ -77,9 +80,12 @@ class Task(TaskLayout):
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
         ):
             raise ValueError(f"limit={limit!r} must be None or an int >= 1")
+        if mixed and input_mode != "canvas":
+            raise ValueError("mixed=True needs input_mode='canvas': images at their native "
+                             "sizes cannot share a batch")
         train = split == "train"
         data = self.splits[split]
-        sampler = ResolutionBatchSampler(
+        sampler = (MixedBatchSampler if mixed else ResolutionBatchSampler)(
             data.resolutions,
             batch_size,
             shuffle=train if shuffle is None else shuffle,
@@ -87,7 +93,7 @@ class Task(TaskLayout):
             seed=seed,
             epoch=epoch,
         )
-        if train and batch_size > 1:
+        if train and batch_size > 1 and not mixed:
             self._check_no_single_batch(data)
         canvas = self.canvas if input_mode == "canvas" else None
         return ResolutionLoader(data, sampler, train, canvas, self.canvas_mode, self.ndim, limit)

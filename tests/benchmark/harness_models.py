@@ -2,7 +2,7 @@
 
 ``TinyNet`` follows the model protocol (forward, features, input_mode) on 1D and 2D inputs of
 any size; the factories add one behaviour each: raising, NaN logits, slow steps, its own loss
-and parameter groups.
+and parameter groups, recording the shapes of its training batches.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 import torch
 from torch import Tensor, nn
 
-__all__ = ["TinyNet", "failing", "nan_logits", "own_loss", "slow", "tiny"]
+__all__ = ["RecordingNet", "TinyNet", "failing", "nan_logits", "own_loss", "recording", "slow", "tiny"]
 
 _CONV = {"mnist1d_scale": nn.Conv1d, "mnist_scale": nn.Conv2d, "stl10_scale": nn.Conv2d}
 _CHANNELS = {"mnist1d_scale": 1, "mnist_scale": 1, "stl10_scale": 3}
@@ -81,3 +81,21 @@ class _OwnLossNet(TinyNet):
 
 def own_loss(task: str, width: float = 1.0) -> TinyNet:
     return _OwnLossNet(task, width)
+
+
+class RecordingNet(TinyNet):
+    """``input_mode`` as asked; ``training_shapes`` lists the shape of every batch it trained on."""
+
+    def __init__(self, task: str, width: float = 1.0, input_mode: str = "native"):
+        super().__init__(task, width)
+        self.input_mode = input_mode
+        self.training_shapes: list[tuple[int, ...]] = []
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            self.training_shapes.append(tuple(x.shape))
+        return super().forward(x)
+
+
+def recording(task: str, width: float = 1.0, input_mode: str = "native") -> RecordingNet:
+    return RecordingNet(task, width, input_mode)

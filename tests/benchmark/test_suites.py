@@ -65,8 +65,8 @@ def test_repro_cpu_is_one_model_per_published_name_of_the_n_train_1000_row():
     named = {published_model("data_efficiency", t["model"]) for t in trials}
     assert named == names  # every published name, through a zoo model
     assert {(t["task"], t["protocol"], t["width"], t["epochs"], t["n_train"], t["n_val"],
-             t["seed"], t["select"]) for t in trials} == {
-        ("mnist_scale", "fourier", 1.0, 60, 1000, 500, 0, "last")}
+             t["seed"], t["select"], t["equiv_images"]) for t in trials} == {
+        ("mnist_scale", "fourier", 1.0, 60, 1000, 500, 0, "last", 128)}
     # the published batch and optimiser: left to the protocol, as in data_efficiency
     assert {t["batch_size"] for t in trials} == {None}
     assert {t["model"] for t in trials} <= set(list_models("mnist_scale"))
@@ -212,4 +212,5 @@ def test_data_efficiency_cnn_trains_at_its_n_train_and_batch_on_the_mnist_here(
     result = run_trial(small, data_dir=data_dir, cache_dir=str(tmp_path))
     assert result.metrics["data/n_train"] == n_train  # as written, on the 10k images here
     assert result.info["plan"]["batch_size"] == 128 and result.info["select"] == "last"
+    assert result.info["training_batches"] == "mixed resolutions"  # the CNN is a canvas model
     assert len(result.history) == 1 and math.isfinite(result.history[0]["train/loss"])

@@ -1,4 +1,4 @@
-"""The single-resolution batch sampler and the loader on a small in-memory task."""
+"""The batch samplers (single- and mixed-resolution) and the loader on a small in-memory task."""
 
 import pytest
 import torch
@@ -6,7 +6,7 @@ from torch.utils.data import DataLoader
 
 from benchmark.tasks.dataset import GroupedStore, ScaleSplit
 from benchmark.tasks.resolutions import downscale_groups
-from benchmark.tasks.sampler import ResolutionBatchSampler, batch_sizes
+from benchmark.tasks.sampler import MixedBatchSampler, ResolutionBatchSampler, batch_sizes
 from benchmark.tasks.task import Task
 from sefl.spectral import resample
 
@@ -218,3 +218,64 @@ def test_fetch_refuses_mixed_resolutions():
     task, _ = _task()
     with pytest.raises(ValueError, match=r"one resolution, got resolutions \[8, 9\]"):
         task.splits["test"].fetch(torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 4, 16, 128])
+def test_mixed_batches_use_every_item_once_across_resolutions(batch_size):
+    sampler = MixedBatchSampler(RESOLUTIONS, batch_size, shuffle=True, merge_single=True, seed=2)
+    batches = sampler.batches()
+    assert len(batches) == len(sampler) == len(batch_sizes(17, batch_size, True))
+    assert all(r is None for r, _ in batches)
+    used = torch.cat([i for _, i in batches])
+    assert sorted(used.tolist()) == list(range(len(RESOLUTIONS)))
+    assert [len(i) for _, i in batches] == batch_sizes(17, batch_size, True)
+    if batch_size >= 4:  # a shuffle of 17 items over 3 resolutions mixes them
+        assert any(len(set(RESOLUTIONS[i].tolist())) > 1 for _, i in batches)
+    same = MixedBatchSampler(RESOLUTIONS, batch_size, shuffle=True, merge_single=True, seed=2)
+    assert [i.tolist() for _, i in same.batches()] == [i.tolist() for _, i in batches]
+    other_epoch = MixedBatchSampler(RESOLUTIONS, batch_size, shuffle=True, merge_single=True,
+                                    seed=2, epoch=1)
+    assert torch.cat([i for _, i in other_epoch.batches()]).tolist() != used.tolist()
+    ordered = MixedBatchSampler(RESOLUTIONS, batch_size, shuffle=False, merge_single=False)
+    assert torch.cat([i for _, i in ordered.batches()]).tolist() == list(range(17))
+
+
+@pytest.mark.parametrize("canvas_mode", ["pad", "resize"])
+def test_mixed_loader_puts_each_item_on_the_canvas_as_alone(canvas_mode):
+    task, _ = _task(canvas_mode)
+    batches = list(task.loader("val", 5, input_mode="canvas", shuffle=True, seed=4, mixed=True))
+    assert len(batches) == 4 and all(r is None for _, _, r in batches)
+    order = torch.cat([i for _, i in MixedBatchSampler(RESOLUTIONS, 5, True, False, seed=4)
+                       .batches()])
+    x = torch.cat([b[0] for b in batches])
+    assert x.shape == (17, 2, 12, 12)
+    for row, item in enumerate(order.tolist()):
+        single = task.splits["val"].fetch(torch.tensor([item]))
+        if canvas_mode == "pad":
+            r = int(RESOLUTIONS[item])
+            start = (12 - r) // 2
+            torch.testing.assert_close(x[row, :, start:start + r, start:start + r], single[0])
+            torch.testing.assert_close(x[row].abs().sum(), single.abs().sum())
+        else:
+            torch.testing.assert_close(resample(x[row], int(RESOLUTIONS[item])), single[0],
+                                       atol=1e-5, rtol=1e-5)
+    assert torch.equal(torch.cat([b[1] for b in batches]), task.splits["val"].labels[order])
+
+
+def test_mixed_training_batches_are_augmented_and_need_a_canvas():
+    calls = []
+
+    def mark(x, generator):
+        calls.append(x.shape[-1])
+        return x + 100.0
+
+    task, _ = _task(augment=mark)
+    x, y, r = next(iter(task.loader("train", 17, input_mode="canvas", mixed=True)))
+    # one call per resolution, at that resolution, and every image marked
+    assert r is None and len(y) == 17 and sorted(calls) == [8, 9, 10]
+    assert bool((x.flatten(1).amax(1) > 10).all())
+    # a single item at one resolution is no batch of one when batches mix resolutions
+    task.splits["train"].resolutions = torch.where(torch.arange(17) == 3, 11, RESOLUTIONS)
+    assert len(task.loader("train", 2, input_mode="canvas", mixed=True)) == 8  # 2 * 7 + 3
+    with pytest.raises(ValueError, match="mixed=True needs input_mode='canvas'"):
+        task.loader("train", 2, mixed=True)

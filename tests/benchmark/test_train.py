@@ -168,3 +168,26 @@ def test_every_training_image_is_used_every_epoch_at_a_batch_larger_than_a_resol
     trial = {**TRIAL, "model": "harness_models:tiny", "batch_size": 128, "train_batches": None}
     run_trial(trial, task=task, on_epoch=lambda metrics, state: seen.append(state["train_images"]))
     assert seen == [56, 112]
+
+
+@pytest.mark.parametrize("input_mode", ["canvas", "native"])
+def test_canvas_models_train_on_mixed_resolution_batches(task, monkeypatch, input_mode):
+    built = []
+    monkeypatch.setattr("benchmark.train.build_model",
+                        lambda trial: built.append(build_model(trial)) or built[-1])
+    trial = {**TRIAL, "model": "harness_models:recording", "batch_size": 16, "epochs": 1,
+             "train_batches": None, "model_options": {"input_mode": input_mode}}
+    result = run_trial(trial, task=task)
+    shapes = built[0].training_shapes
+    # 56 training images, 8 at each of 7 resolutions, at batch 16: 16 + 16 + 16 + 8 on the
+    # canvas when batches mix resolutions, one batch of 8 per resolution natively.
+    if input_mode == "canvas":
+        assert result.info["training_batches"] == "mixed resolutions"
+        assert [s[0] for s in shapes] == [16, 16, 16, 8]
+        assert {s[-1] for s in shapes} == {task.canvas}
+    else:
+        assert result.info["training_batches"] == "one resolution"
+        assert sorted(s[-1] for s in shapes) == sorted(task.resolutions)
+        assert {s[0] for s in shapes} == {8}
+    # validation and test keep one resolution per batch, for the per-resolution accuracy
+    assert {row["resolution"] for row in result.per_resolution} == set(task.resolutions)
