@@ -242,6 +242,7 @@ class _Plan:
     outside_models: list[str]  # module:factory models among the trials
     tracking_uri: str
     version: str
+    code: str
     data_dir: Path
     cache_dir: Path | None
     started: float  # time.perf_counter() at the start of the command
@@ -257,7 +258,7 @@ def _lookup(plan: _Plan):
     if not store_exists(plan.tracking_uri):
         return None, {}, {}
     try:
-        tracker = Tracker(plan.tracking_uri, plan.suite, plan.version)
+        tracker = Tracker(plan.tracking_uri, plan.suite, plan.version, plan.code)
         finished = tracker.finished()
         return tracker, finished, _resume_points(tracker, finished)
     except MlflowException as err:
@@ -342,8 +343,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     version = package_version()
     code = code_fingerprint()  # once: it reads every source file
     plan = _Plan(suite=suite.name, trials=trials, keys=[trial_key(t, code) for t in trials],
-                 outside_models=outside, tracking_uri=_tracking_uri(args), version=version, data_dir=data_dir,
-                 cache_dir=cache_dir, started=started)
+                 outside_models=outside, tracking_uri=_tracking_uri(args), version=version,
+                 code=code, data_dir=data_dir, cache_dir=cache_dir, started=started)
     return _dry_run(plan) if args.dry_run else _execute(args, argv, plan)
 
 
@@ -385,7 +386,7 @@ def _execute(args: argparse.Namespace, argv: Sequence[str], plan: _Plan) -> int:
 
     outcomes = {k: Outcome("cached", metrics=dict(finished[k].data.metrics))
                 for k in plan.keys if k in finished and not args.rerun}
-    tracker = tracker or Tracker(plan.tracking_uri, plan.suite, plan.version)
+    tracker = tracker or Tracker(plan.tracking_uri, plan.suite, plan.version, plan.code)
     command = shlex.join(["python", "-m", "benchmark.run", *argv])
     heartbeat = None
     try:

@@ -3,7 +3,8 @@
 Experiment ``sefl-bench/<suite>``; a parent run per invocation (tags ``sefl.suite``,
 ``sefl.version``); a child run per trial named ``<task>/<model>/s<seed>`` with tags
 ``sefl.trial_key``, ``sefl.task``, ``sefl.model``, ``sefl.seed``, ``sefl.suite``,
-``sefl.version``, ``sefl.hardware`` and, on failure, ``sefl.error``; the trial dict flattened
+``sefl.version``, ``sefl.code`` (the code fingerprint, ``benchmark.trial.code_fingerprint``),
+``sefl.hardware`` and, on failure, ``sefl.error``; the trial dict flattened
 as params; per-epoch metrics at step = epoch; final metrics; artifacts ``trial.json``,
 ``per_resolution.csv`` and ``model.pt`` (the best-validation weights, a torch state_dict).
 
@@ -192,7 +193,7 @@ def _now_ms() -> int:
 class Tracker:
     """The MLflow side of one invocation of the runner, for one suite."""
 
-    def __init__(self, tracking_uri: str, suite: str, version: str):
+    def __init__(self, tracking_uri: str, suite: str, version: str, code: str | None = None):
         from mlflow import MlflowClient
 
         if tracking_uri.startswith("sqlite:///"):
@@ -202,7 +203,7 @@ class Tracker:
                 self.client = _Retrying(MlflowClient(tracking_uri), tracking_uri)
         else:
             self.client = _Retrying(MlflowClient(tracking_uri), tracking_uri)
-        self.tracking_uri, self.suite, self.version = tracking_uri, suite, version
+        self.tracking_uri, self.suite, self.version, self.code = tracking_uri, suite, version, code
         self._experiment_id: str | None = None
 
     # -- reading --------------------------------------------------------------------------
@@ -391,6 +392,8 @@ class Tracker:
                 "sefl.task": trial["task"], "sefl.model": trial["model"],
                 "sefl.seed": str(trial["seed"]), "sefl.suite": self.suite,
                 "sefl.version": self.version}
+        if self.code:
+            tags["sefl.code"] = self.code
         if resources:
             tags["sefl.resources"] = " ".join(f"{k.lower()}={v:g}"
                                               for k, v in sorted(resources.items()))

@@ -26,6 +26,7 @@ _TAG_COLUMNS = {
     schema.TAG_SEED: "seed",
     schema.TAG_TRIAL_KEY: "trial_key",
     schema.TAG_VERSION: "version",
+    schema.TAG_CODE: "code",
     schema.TAG_ERROR: "error",
     "mlflow.runName": "run_name",
 }
@@ -39,7 +40,10 @@ class ReportInputError(ValueError):
 class SuiteRuns:
     """A suite's runs, split by what the report does with them.
 
-    finished: the latest FINISHED run per trial key that has ``test/acc`` (the table rows);
+    finished: the latest FINISHED run of each trial that has ``test/acc`` (the table rows): per
+    trial key, and then per trial (task, model, seed and params), so that the result of newer
+    code replaces the one of older code instead of counting as a second seed;
+    superseded: the FINISHED runs so replaced;
     failed: every FAILED run; unfinished: runs neither FINISHED nor FAILED (RUNNING, KILLED);
     both with ``finished_later``: whether their trial finished on a rerun or resume;
     missing: FINISHED runs lacking required metrics, with a ``missing`` column naming them;
@@ -52,6 +56,7 @@ class SuiteRuns:
     tracking_uri: str
     trials: pd.DataFrame
     finished: pd.DataFrame
+    superseded: pd.DataFrame
     failed: pd.DataFrame
     unfinished: pd.DataFrame
     missing: pd.DataFrame
@@ -162,6 +167,10 @@ def load_suite(suite: str, tracking_uri: str) -> SuiteRuns:
     trials = _tidy(raw[is_trial])
     done = trials[trials["status"] == "FINISHED"].sort_values("start_time")
     latest = done.drop_duplicates("trial_key", keep="last") if len(done) else done
+    # Two keys of one trial are two versions of the code (the key hashes the code).
+    trial = ["task", "model", "seed", *[c for c in latest.columns if c.startswith("params.")]]
+    newest = ~latest.duplicated(trial, keep="last")
+    superseded, latest = latest[~newest], latest[newest]
     acc = metric_column(schema.TEST_ACC)
     usable = latest[latest[acc].notna()] if acc in latest.columns else latest.iloc[0:0]
     # A failed or interrupted run whose trial finished on a rerun or resume is history, not
@@ -178,6 +187,7 @@ def load_suite(suite: str, tracking_uri: str) -> SuiteRuns:
         tracking_uri=tracking_uri,
         trials=trials,
         finished=usable.reset_index(drop=True),
+        superseded=superseded.reset_index(drop=True),
         failed=failed.reset_index(drop=True),
         unfinished=unfinished.reset_index(drop=True),
         missing=_missing_metrics(latest),

@@ -24,6 +24,7 @@ __all__ = [
     "PARAMS_COUNT",
     "REQUIRED_METRICS",
     "SCALE_CONSISTENCY",
+    "TAG_CODE",
     "TAG_ERROR",
     "TAG_HARDWARE_PREFIX",
     "TAG_MODEL",
@@ -49,6 +50,7 @@ TAG_SEED = "sefl.seed"
 TAG_SUITE = "sefl.suite"
 TAG_TRIAL_KEY = "sefl.trial_key"
 TAG_VERSION = "sefl.version"
+TAG_CODE = "sefl.code"  # the code fingerprint behind the run (benchmark.trial.code_fingerprint)
 TAG_ERROR = "sefl.error"
 # Any tag under this prefix (e.g. sefl.hardware, sefl.hardware.gpu) describes the machine.
 TAG_HARDWARE_PREFIX = "sefl.hardware"

@@ -31,14 +31,9 @@ def batch_sizes(count: int, batch_size: int, merge_single: bool) -> list[int]:
     return sizes
 
 
-class ResolutionBatchSampler:
-    """Index batches of one resolution each; usable as a torch ``DataLoader`` batch_sampler.
-
-    resolutions: ``[n]`` the resolution of every item; every item is in exactly one batch.
-    ``shuffle``: items are shuffled within each resolution and the batches of all resolutions
-    are interleaved in a random order, both seeded by ``(seed, epoch)``; otherwise resolutions
-    come in ascending order and items in index order. ``merge_single``: see ``batch_sizes``.
-    """
+class _BatchSampler:
+    """What both samplers share: their arguments, and serving a subclass's ``batches()`` as
+    index lists (torch's batch_sampler protocol)."""
 
     def __init__(
         self,
@@ -55,6 +50,19 @@ class ResolutionBatchSampler:
         self.batch_size, self.shuffle, self.merge_single = batch_size, shuffle, merge_single
         self.seed, self.epoch = seed, epoch
 
+    def __iter__(self) -> Iterator[list[int]]:
+        return (indices.tolist() for _, indices in self.batches())
+
+
+class ResolutionBatchSampler(_BatchSampler):
+    """Index batches of one resolution each; usable as a torch ``DataLoader`` batch_sampler.
+
+    resolutions: ``[n]`` the resolution of every item; every item is in exactly one batch.
+    ``shuffle``: items are shuffled within each resolution and the batches of all resolutions
+    are interleaved in a random order, both seeded by ``(seed, epoch)``; otherwise resolutions
+    come in ascending order and items in index order. ``merge_single``: see ``batch_sizes``.
+    """
+
     def batches(self) -> list[tuple[int, Tensor]]:
         """(resolution, indices) of every batch, in serving order."""
         generator = seeded_generator(self.seed, "batches", self.epoch) if self.shuffle else None
@@ -69,15 +77,12 @@ class ResolutionBatchSampler:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
         return batches
 
-    def __iter__(self) -> Iterator[list[int]]:
-        return (indices.tolist() for _, indices in self.batches())
-
     def __len__(self) -> int:
         counts = torch.unique(self.resolutions, return_counts=True)[1].tolist()
         return sum(len(batch_sizes(c, self.batch_size, self.merge_single)) for c in counts)
 
 
-class MixedBatchSampler:
+class MixedBatchSampler(_BatchSampler):
     """Index batches drawn from the whole split, whatever their resolutions; the interface of
     ``ResolutionBatchSampler`` (``batches`` gives ``(None, indices)``: no single resolution).
 
@@ -86,34 +91,16 @@ class MixedBatchSampler:
     otherwise index order. ``merge_single``: see ``batch_sizes``.
     """
 
-    def __init__(
-        self,
-        resolutions: Tensor,
-        batch_size: int,
-        shuffle: bool,
-        merge_single: bool,
-        seed: int = 0,
-        epoch: int = 0,
-    ):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size={batch_size!r} must be an int >= 1")
-        self.count = len(resolutions)
-        self.batch_size, self.shuffle, self.merge_single = batch_size, shuffle, merge_single
-        self.seed, self.epoch = seed, epoch
-
     def batches(self) -> list[tuple[None, Tensor]]:
         """(None, indices) of every batch, in serving order."""
         if self.shuffle:
             order = torch.randperm(
-                self.count, generator=seeded_generator(self.seed, "batches", self.epoch)
+                len(self.resolutions), generator=seeded_generator(self.seed, "batches", self.epoch)
             )
         else:
-            order = torch.arange(self.count)
-        sizes = batch_sizes(self.count, self.batch_size, self.merge_single)
+            order = torch.arange(len(self.resolutions))
+        sizes = batch_sizes(len(self.resolutions), self.batch_size, self.merge_single)
         return [(None, chunk) for chunk in torch.split(order, sizes)]
 
-    def __iter__(self) -> Iterator[list[int]]:
-        return (indices.tolist() for _, indices in self.batches())
-
     def __len__(self) -> int:
-        return len(batch_sizes(self.count, self.batch_size, self.merge_single))
+        return len(batch_sizes(len(self.resolutions), self.batch_size, self.merge_single))

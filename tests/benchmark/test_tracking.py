@@ -56,7 +56,7 @@ def test_store_exists_only_for_an_existing_sqlite_file(tmp_path):
 
 
 def test_a_finished_trial_has_the_schema(uri, tmp_path):
-    tracker = Tracker(uri, "finish", "0.1.0")
+    tracker = Tracker(uri, "finish", "0.1.0", code="f1" * 32)
     parent = tracker.start_parent("python -m benchmark.run --suite finish")
     run_id = tracker.start_trial(parent, TRIAL, "k1")
     for epoch in (1, 2):
@@ -72,11 +72,11 @@ def test_a_finished_trial_has_the_schema(uri, tmp_path):
     assert client.get_experiment(run.info.experiment_id).name == experiment_name("finish")
     tags = run.data.tags
     assert {k: tags[k] for k in ("sefl.trial_key", "sefl.task", "sefl.model", "sefl.seed",
-                                 "sefl.suite", "sefl.version", "sefl.hardware",
+                                 "sefl.suite", "sefl.version", "sefl.code", "sefl.hardware",
                                  "mlflow.parentRunId")} == {
         "sefl.trial_key": "k1", "sefl.task": "mnist1d_scale", "sefl.model": "sefl",
         "sefl.seed": "2", "sefl.suite": "finish", "sefl.version": "0.1.0",
-        "sefl.hardware": "test cpu", "mlflow.parentRunId": parent}
+        "sefl.code": "f1" * 32, "sefl.hardware": "test cpu", "mlflow.parentRunId": parent}
     assert "sefl.error" not in tags
     assert run.data.params["task_options.circular_shift"] == "True"
     assert run.data.params["epochs"] == "2" and run.data.params["lr"] == "None"

@@ -3,7 +3,8 @@
 Experiments (one store, so the database is created once):
 - ``sefl-bench/paper``: the tables' runs, numbers chosen so means and sds are easy by hand
   (see RUNS); a parent run tagged with the hardware; two FAILED runs (one of them finished on
-  a rerun), one KILLED run, and an older duplicate of a finished trial that must be ignored;
+  a rerun), one KILLED run, and a run of a finished trial by older code (another key) that the
+  newer run supersedes;
 - ``sefl-bench/partial``: one run missing two required metrics, one missing test/acc;
 - ``sefl-bench/empty``: only a parent run; ``sefl-bench/broken``: only FAILED runs.
 """
@@ -24,6 +25,7 @@ from reports.generate import build_report
 
 HARDWARE = "cpu: test-cpu x2"
 BASE_TIME = 1_700_000_000_000  # ms; runs start one second apart in RUNS order
+CODE, OLD_CODE = "c0de" * 16, "01d0" * 16  # code fingerprints (sefl.code)
 THROUGHPUT = {"throughput/train_img_s": 500.0, "throughput/eval_img_s": 2000.0,
               "time/train_s": 10.0}
 
@@ -46,7 +48,7 @@ RUNS = [
      {"test/acc": 0.97, "scale/consistency": 0.50, "equiv/err": 0.9, "params/count": 494549}),
     ("mnist_scale", "dss_scalar", 0, "fourier", 10000, "FINISHED",
      {"test/acc": 0.97, "scale/consistency": 0.65, "equiv/err": 0.3, "params/count": 494359}),
-    # An older run of sicnn seed 0's trial: the later one below replaces it.
+    # sicnn seed 0's trial run by older code (OLD_RUNS): the later run below supersedes it.
     ("mnist_scale", "sicnn", 0, "fourier", 10000, "FINISHED",
      {"test/acc": 0.10, "scale/consistency": 0.10, "equiv/err": 9.0, "params/count": 496639}),
     ("mnist_scale", "sicnn", 0, "fourier", 10000, "FINISHED",
@@ -70,6 +72,8 @@ RUNS = [
      {"test/acc": 0.70, "scale/consistency": 0.40, "equiv/err": 0.3, "params/count": 21000}),
 ]
 
+OLD_RUNS = {9}  # indices into RUNS of runs made by OLD_CODE
+
 PARTIAL_RUNS = [
     ("mnist_scale", "cnn", 0, "fourier", 10000, "FINISHED",
      {"test/acc": 0.95, "scale/consistency": 0.60, "equiv/err": 0.5, "params/count": 494549}),
@@ -91,15 +95,17 @@ def _trial(task: str, model: str, seed: int, protocol: str, n_train: int) -> dic
             "lr": 0.01, "n_train": n_train}
 
 
-def _log_trial(client, experiment_id: str, parent_id: str, index: int, run: tuple) -> None:
+def _log_trial(client, experiment_id: str, parent_id: str, index: int, run: tuple,
+               code: str) -> None:
     from mlflow.entities import Metric, Param
 
     task, model, seed, protocol, n_train, status, finals = run
     trial = _trial(task, model, seed, protocol, n_train)
-    key = hashlib.sha256(json.dumps(trial, sort_keys=True).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps({"code": code, "trial": trial}, sort_keys=True).encode()
+                         ).hexdigest()
     tags = {"sefl.task": task, "sefl.model": model, "sefl.seed": str(seed),
             "sefl.suite": "paper", "sefl.trial_key": key, "sefl.version": "0.1.0",
-            "mlflow.parentRunId": parent_id}
+            "sefl.code": code, "mlflow.parentRunId": parent_id}
     if status == "FAILED":
         tags["sefl.error"] = f"RuntimeError: loss is NaN ({model} s{seed})"
     start = BASE_TIME + 1000 * index
@@ -128,7 +134,8 @@ def _experiment(client, suite: str, runs: list[tuple]) -> None:
     parent = client.create_run(experiment_id, start_time=BASE_TIME, run_name="invocation",
                                tags={"sefl.suite": suite, "sefl.hardware": HARDWARE})
     for index, run in enumerate(runs, start=1):
-        _log_trial(client, experiment_id, parent.info.run_id, index, run)
+        code = OLD_CODE if suite == "paper" and index - 1 in OLD_RUNS else CODE
+        _log_trial(client, experiment_id, parent.info.run_id, index, run, code)
     client.set_terminated(parent.info.run_id, status="FINISHED")
 
 

@@ -2,7 +2,7 @@
 
 Expected numbers are worked out by hand from conftest.RUNS (accuracy in %, sample sd):
 sefl 98, 99, 97 -> 98.00 ± 1.00; cnn 95, 96 -> 95.50 ± 0.71; sicnn 96, 98 -> 97.00 ± 1.41
-(its older duplicate run at 10 % must not count).
+(its run by older code at 10 % is superseded and must not count).
 """
 
 from __future__ import annotations
@@ -182,5 +182,22 @@ def test_failed_and_unfinished_runs_are_listed(report_dir: Path) -> None:
     report = (report_dir / "report.md").read_text()
     assert "**FAILED runs: 2**" in report and "**Unfinished runs: 1**" in report
     assert "| mnist_scale/sicnn/s2 | KILLED | mnist_scale | sicnn | 2 | no |" in report
-    assert "- Runs: 16 used, 2 FAILED, 1 unfinished, 0 missing metrics (20 trial runs in all)" \
+    assert ("- Runs: 16 used, 1 superseded by a newer run of the same trial, 2 FAILED, "
+            "1 unfinished, 0 missing metrics (20 trial runs in all)") \
         in report
+
+
+def test_a_run_of_older_code_is_superseded_by_the_newer_run_of_its_trial(tracking_uri):
+    from conftest import CODE, OLD_CODE
+
+    runs = load_suite("paper", tracking_uri)
+    assert list(runs.superseded["code"]) == [OLD_CODE]
+    assert list(runs.superseded["metrics.test/acc"]) == [0.10]
+    sicnn = runs.finished[(runs.finished["model"] == "sicnn") & (runs.finished["seed"] == 0)]
+    assert list(sicnn["metrics.test/acc"]) == [0.96] and set(runs.finished["code"]) == {CODE}
+
+
+def test_the_report_names_the_code_of_its_runs(report_dir: Path) -> None:
+    from conftest import CODE
+
+    assert f"- Code of the runs used: {CODE[:12]}" in (report_dir / "report.md").read_text()
