@@ -31,7 +31,7 @@ def to_canvas(x: Tensor, canvas: int, mode: CanvasMode, ndim: int) -> Tensor:
 class ResolutionLoader:
     """Iterable of ``(x [B, C, r..] float32, y [B] int64, r)``: a ``ResolutionBatchSampler``'s
     batches have one resolution r each; a ``MixedBatchSampler``'s mix them (r None), so they
-    need a canvas, where every image has the same size.
+    need a canvas, where every image has the same size (``Task.loader`` refuses them without).
 
     ``augment``: apply the split's training augmentation, each batch with its own generator
     seeded by (seed, epoch, batch number), so a run is reproducible batch by batch.
@@ -48,9 +48,6 @@ class ResolutionLoader:
         ndim: int,
         limit: int | None = None,
     ):
-        if isinstance(sampler, MixedBatchSampler) and canvas is None:
-            raise ValueError("mixed-resolution batches need a canvas (canvas=None serves native "
-                             "sizes, which cannot share a tensor); use a ResolutionBatchSampler")
         self.split, self.sampler, self.augment = split, sampler, augment
         self.canvas, self.canvas_mode, self.ndim, self.limit = canvas, canvas_mode, ndim, limit
 
