@@ -47,11 +47,14 @@ class Entry:
 
 @dataclass
 class Outcome:
-    """How a trial ended: status "finished", "failed", "killed" or "cached"."""
+    """How a trial ended: status "finished", "failed", "killed" or "cached". A killed trial's
+    ``epochs``: the last epoch it logged in this invocation (0: none yet), None when it never
+    started."""
 
     status: str
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    epochs: int | None = None
 
 
 def _error_of(trial) -> tuple[str, str | None]:
@@ -119,7 +122,8 @@ class RecordingCallback(tune.Callback):
                 if entry.key not in self.outcomes:
                     if entry.key in self.run_ids:
                         self.tracker.kill_trial(self.run_ids[entry.key])
-                    self.outcomes[entry.key] = Outcome("killed")
+                    self.outcomes[entry.key] = Outcome(
+                        "killed", epochs=self.epochs_logged.get(entry.key))
             self.lost = self.lost or lost
             return dict(self.outcomes)
 

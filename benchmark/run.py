@@ -281,6 +281,16 @@ def _dry_run(plan: _Plan) -> int:
     return 0
 
 
+def _status(outcome) -> str:
+    """A summary row's status: an interrupted trial says how far it got, or that it never
+    started."""
+    if outcome.status != "killed":
+        return outcome.status
+    if outcome.epochs is None:
+        return "not started"
+    return f"interrupted at epoch {outcome.epochs}" if outcome.epochs else "interrupted"
+
+
 def _summary(plan: _Plan, outcomes: Mapping[str, Any], wall_s: float) -> None:
     from benchmark.progress import format_seconds, summary_table
 
@@ -288,7 +298,7 @@ def _summary(plan: _Plan, outcomes: Mapping[str, Any], wall_s: float) -> None:
     for trial, key, setting in zip(plan.trials, plan.keys, _settings(plan.trials)):
         outcome = outcomes[key]
         rows.append({"task": trial["task"], "model": trial["model"] + (f" ({setting})"
-                     if setting else ""), "seed": trial["seed"], "status": outcome.status,
+                     if setting else ""), "seed": trial["seed"], "status": _status(outcome),
                      "test_acc": outcome.metrics.get("test/acc"),
                      "equiv_err": outcome.metrics.get("equiv/err"),
                      "train_s": outcome.metrics.get("time/train_s")})

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,27 @@ def run_driver(args: list[str], cwd: Path, env: dict[str, str], timeout: float =
     finally:
         stop(process, signal.SIGKILL)
     return process.returncode, log.read_text()
+
+
+def checkpointed_epochs(db: Path, model: str) -> int:
+    """Epochs of ``model``'s RUNNING run that have a checkpoint recorded (0 if none yet)."""
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as connection:
+            rows = connection.execute(
+                "SELECT MAX(m.step) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                "JOIN tags c ON c.run_uuid = r.run_uuid JOIN metrics m "
+                "ON m.run_uuid = r.run_uuid WHERE r.status = 'RUNNING' AND t.key = 'sefl.model' "
+                "AND t.value = ? AND c.key = 'sefl.checkpoint' AND m.key = 'val/acc'",
+                (model,)).fetchall()
+    except sqlite3.OperationalError as err:
+        # The driver is still creating or migrating the store's tables (MLflow adds columns in
+        # later migrations), or writing: ask again shortly.
+        if any(m in str(err) for m in ("no such table", "no such column", "locked")):
+            return 0
+        raise
+    return rows[0][0] or 0
 
 
 def trial_runs(client: MlflowClient, suite: str) -> tuple[list, list]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from harness_checks import (
     MNIST1D_RESOLUTIONS,
     check_finished_run,
+    checkpointed_epochs,
     driver_env,
     mnist1d_suite,
     run_driver,
@@ -26,27 +26,6 @@ from mlflow import MlflowClient
 
 EPOCHS = 4
 SUITE = mnist1d_suite(["harness_models:tiny", "harness_models:slow"], EPOCHS)
-
-
-def _checkpointed_epochs(db: Path, model: str) -> int:
-    """Epochs of ``model``'s RUNNING run that have a checkpoint recorded (0 if none yet)."""
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(db, timeout=5) as connection:
-            rows = connection.execute(
-                "SELECT MAX(m.step) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-                "JOIN tags c ON c.run_uuid = r.run_uuid JOIN metrics m "
-                "ON m.run_uuid = r.run_uuid WHERE r.status = 'RUNNING' AND t.key = 'sefl.model' "
-                "AND t.value = ? AND c.key = 'sefl.checkpoint' AND m.key = 'val/acc'",
-                (model,)).fetchall()
-    except sqlite3.OperationalError as err:
-        # The driver is still creating or migrating the store's tables (MLflow adds columns in
-        # later migrations), or writing: ask again shortly.
-        if any(m in str(err) for m in ("no such table", "no such column", "locked")):
-            return 0
-        raise
-    return rows[0][0] or 0
 
 
 def test_kill_driver_then_resume(tmp_path, tmp_path_factory):
@@ -61,7 +40,7 @@ def test_kill_driver_then_resume(tmp_path, tmp_path_factory):
                    tmp_path / "killed.log")
     try:
         deadline = time.monotonic() + 180
-        while not 1 <= _checkpointed_epochs(db, "harness_models:slow") < EPOCHS - 1:
+        while not 1 <= checkpointed_epochs(db, "harness_models:slow") < EPOCHS - 1:
             assert driver.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "the slow trial never checkpointed"
             time.sleep(0.2)
