@@ -11,12 +11,14 @@ consistency, the parameter count, training time (``time/train_s``: the epochs, v
 included), the time of this final evaluation (``time/eval_s``), throughput and the split sizes
 built (``data/n_train``, ``data/n_val``, ``data/n_test``).
 
-Training batches: a "native" model's hold one resolution each (its inputs differ in size); a
-"canvas" model's are drawn from every resolution at once, as the baselines were published
-(SESN's MNIST-scale: each 28 x 28 image at its own scale). One resolution per batch gives batch
-norm single-scale statistics that do not match testing and cost the CNN 5 to 15 points at
-n_train 1000-5000 (measured; README "Tasks"). Validation and test batches hold
-one resolution each, for the per-resolution accuracy.
+Training batches (trial field ``batching``, default "auto"): a "native" model's hold one
+resolution each (its inputs differ in size); a "canvas" model's are drawn from every resolution
+at once, as the baselines were published (SESN's MNIST-scale: each 28 x 28 image at its own
+scale). One resolution per batch gives batch norm single-scale statistics that do not match
+testing and cost the CNN 5 to 15 points at n_train 1000-5000 (measured; README "Tasks");
+``batching = "one_resolution"`` trains a canvas model that way all the same, and "mixed" on a
+native model is refused. Validation and test batches hold one resolution each, for the
+per-resolution accuracy.
 
 Per-epoch metrics leave through ``on_epoch(metrics, state)``; ``state`` is everything needed to
 continue (``save_state``/``load_state`` write and read it), and ``run_trial(..., resume=state)``
@@ -356,6 +358,16 @@ def _fresh_state() -> dict[str, Any]:
             "train_s": 0.0, "train_step_s": 0.0, "train_images": 0}
 
 
+def _mixed_training(batching: str, input_mode: str) -> bool:
+    """Whether a trial's training batches mix resolutions (trial field ``batching``)."""
+    if batching == "mixed" and input_mode != "canvas":
+        raise ValueError(
+            f"trial field 'batching' = 'mixed' needs a canvas model, and this model's "
+            f"input_mode is {input_mode!r} (images at their native sizes cannot share a "
+            f"batch); use batching = 'auto' or 'one_resolution'")
+    return batching == "mixed" or (batching == "auto" and input_mode == "canvas")
+
+
 def run_trial(
     trial: Mapping[str, Any],
     *,
@@ -391,7 +403,7 @@ def run_trial(
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
 
-    mixed_training = mode == "canvas"
+    mixed_training = _mixed_training(trial["batching"], mode)
 
     def batches(split: str, limit: int | None, epoch: int = 0) -> Iterable:
         return task.loader(split, plan.batch_size, input_mode=mode, seed=trial["seed"],

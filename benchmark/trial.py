@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "BATCHINGS",
     "CODE_PACKAGES",
     "OPTIMIZERS",
     "SCHEDULES",
@@ -45,6 +46,9 @@ SCHEDULES = ("auto", "step", "multistep", "constant")
 # Which weights are tested: those after the final epoch (the authors' code) or those of the
 # epoch with the best validation accuracy.
 SELECTIONS = ("last", "best_val")
+# How training batches are formed: "auto" mixes resolutions for canvas models and keeps one per
+# batch for native ones (whose inputs of two sizes cannot share a tensor).
+BATCHINGS = ("auto", "one_resolution", "mixed")
 # The packages whose sources make a trial's result (part of every trial key).
 CODE_PACKAGES = ("sefl", "baselines", "benchmark")
 
@@ -73,13 +77,15 @@ TRIAL_FIELDS: dict[str, tuple[str, Any]] = {
     "eval_batches": ("int?", None),
     "equiv_images": ("int", 512),
     "select": ("str", "best_val"),
+    "batching": ("str", "auto"),
     "task_options": ("table", None),
     "model_options": ("table", None),
 }
 _REQUIRED = ("task", "model")
 _POSITIVE = ("epochs", "batch_size", "step_size", "n_train", "n_val", "n_test", "train_batches",
              "eval_batches", "equiv_images")
-_CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "select": SELECTIONS}
+_CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "select": SELECTIONS,
+            "batching": BATCHINGS}
 
 
 class TrialFieldError(ValueError):

@@ -18,8 +18,11 @@ import pandas as pd
 
 from reports import schema
 
-__all__ = ["ReportInputError", "SuiteRuns", "load_history", "load_suite", "metric_column"]
+__all__ = ["ADDED_PARAMS", "ReportInputError", "SuiteRuns", "load_history", "load_suite", "metric_column"]
 
+# Trial fields added after runs were recorded -> what a run without the param trained with,
+# so that it is the same trial as a newer run that records the field at that value.
+ADDED_PARAMS = {"batching": "auto"}
 _TAG_COLUMNS = {
     schema.TAG_TASK: "task",
     schema.TAG_MODEL: "model",
@@ -99,6 +102,9 @@ def _parse_params(frame: pd.DataFrame) -> pd.DataFrame:
             frame[column] = pd.to_numeric(values)
         except (ValueError, TypeError):
             frame[column] = values
+    for name, value in ADDED_PARAMS.items():
+        if f"params.{name}" in frame.columns:
+            frame[f"params.{name}"] = frame[f"params.{name}"].fillna(value)
     return frame
 
 

@@ -2,8 +2,8 @@
 
 One line per published value and zoo variant compared with it. A configuration counts toward a
 published number only when its settings are the published protocol's (``published_settings``:
-width 1, the published epochs and batch, n_train, protocol, and the model after the final
-epoch); any other is listed with the settings that differ and the verdict "settings differ".
+width 1, the published epochs and batch, n_train, protocol, the model after the final
+epoch, and training batches formed as the benchmark reads the protocol, ``batching = "auto"``); any other is listed with the settings that differ and the verdict "settings differ".
 For a configuration at the published settings: our mean ± sd over seeds, the difference (ours
 minus published, display units) and the verdict "yes" when |difference| <= 2 sd + the published
 value's rounding (half its last printed digit), "no" otherwise, "1 seed: no sd" when one seed
@@ -17,7 +17,7 @@ import numbers
 
 import pandas as pd
 
-from reports.load import metric_column
+from reports.load import ADDED_PARAMS, metric_column
 from reports.published import PUBLISHED_PROTOCOL
 from reports.render import Cell, Grid, format_mean_sd, format_number
 from reports.tables import SUMMARY_MEASURES, ResultTable
@@ -37,7 +37,8 @@ _OLD_SELECT = "best_val"
 
 def published_settings(table: str, setting: str, published_model: str) -> dict[str, object]:
     """The settings a run must have to count toward ``published_model``'s number in ``table``
-    at ``setting``: width, epochs, batch_size, n_train, protocol (None: any), select."""
+    at ``setting``: width, epochs, batch_size, n_train, protocol (None: any), select, batching
+    (the benchmark's reading of how the published runs formed their training batches)."""
     from benchmark.tasks.mnist_scale import PROTOCOL_SIZES as MNIST_SIZES
     from benchmark.tasks.stl10 import PROTOCOL_SIZES as STL_SIZES
     from benchmark.train import protocol_defaults
@@ -50,7 +51,8 @@ def published_settings(table: str, setting: str, published_model: str) -> dict[s
     else:
         n_train = {"mnist_scale": MNIST_SIZES, "stl10_scale": STL_SIZES}[task]["train"]
     return {"width": 1.0, "epochs": plan["epochs"], "batch_size": plan["batch_size"],
-            "n_train": n_train, "protocol": PUBLISHED_PROTOCOL.get(table), "select": "last"}
+            "n_train": n_train, "protocol": PUBLISHED_PROTOCOL.get(table), "select": "last",
+            "batching": "auto"}
 
 
 def _run_settings(run: pd.Series, wanted: dict[str, object]) -> dict[str, object]:
@@ -67,7 +69,8 @@ def _run_settings(run: pd.Series, wanted: dict[str, object]) -> dict[str, object
             "batch_size": param("batch_size", wanted["batch_size"]),
             "n_train": run.get(metric_column("data/n_train"), math.nan),
             "protocol": param("protocol", wanted["protocol"]),
-            "select": param("select", _OLD_SELECT)}
+            "select": param("select", _OLD_SELECT),
+            "batching": param("batching", ADDED_PARAMS["batching"])}
 
 
 def _shown(value: object) -> str:
@@ -183,7 +186,8 @@ def reproduction_grid(frame: pd.DataFrame) -> Grid:
     note = _not_run_note(frame)
     return Grid("Reproduction of the published numbers", headers, rows, "lllllrrrll",
                 f"Counted only at the published settings (width 1, the published epochs, "
-                f"batch and n_train, protocol, the model after the final epoch): ours within "
+                f"batch and n_train, protocol, the model after the final epoch, batching "
+                f"auto): ours within "
                 f"two seed-sds (plus the published rounding) of the published value? "
                 f"{summary}.", notes=[note] if note else [],
                 empty="No published value has runs of ours to compare with.")

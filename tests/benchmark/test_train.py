@@ -170,24 +170,38 @@ def test_every_training_image_is_used_every_epoch_at_a_batch_larger_than_a_resol
     assert seen == [56, 112]
 
 
-@pytest.mark.parametrize("input_mode", ["canvas", "native"])
-def test_canvas_models_train_on_mixed_resolution_batches(task, monkeypatch, input_mode):
+@pytest.mark.parametrize("input_mode, batching, mixed", [
+    ("canvas", "auto", True), ("native", "auto", False), ("canvas", "one_resolution", False),
+    ("canvas", "mixed", True), ("native", "one_resolution", False)])
+def test_training_batches_follow_the_models_input_and_the_batching_field(
+        task, monkeypatch, input_mode, batching, mixed):
     built = []
     monkeypatch.setattr("benchmark.train.build_model",
                         lambda trial: built.append(build_model(trial)) or built[-1])
     trial = {**TRIAL, "model": "harness_models:recording", "batch_size": 16, "epochs": 1,
-             "train_batches": None, "model_options": {"input_mode": input_mode}}
+             "train_batches": None, "batching": batching,
+             "model_options": {"input_mode": input_mode}}
     result = run_trial(trial, task=task)
     shapes = built[0].training_shapes
-    # 56 training images, 8 at each of 7 resolutions, at batch 16: 16 + 16 + 16 + 8 on the
-    # canvas when batches mix resolutions, one batch of 8 per resolution natively.
-    if input_mode == "canvas":
+    # 56 training images, 8 at each of 7 resolutions, at batch 16: 16 + 16 + 16 + 8 when
+    # batches mix resolutions, else one batch of 8 per resolution.
+    if mixed:
         assert result.info["training_batches"] == "mixed resolutions"
         assert [s[0] for s in shapes] == [16, 16, 16, 8]
-        assert {s[-1] for s in shapes} == {task.canvas}
     else:
         assert result.info["training_batches"] == "one resolution"
+        assert [s[0] for s in shapes] == [8] * len(task.resolutions)
+    if input_mode == "canvas":
+        assert {s[-1] for s in shapes} == {task.canvas}
+    else:
         assert sorted(s[-1] for s in shapes) == sorted(task.resolutions)
-        assert {s[0] for s in shapes} == {8}
     # validation and test keep one resolution per batch, for the per-resolution accuracy
     assert {row["resolution"] for row in result.per_resolution} == set(task.resolutions)
+
+
+def test_mixed_batches_for_a_native_model_are_refused_before_training(task):
+    trial = {**TRIAL, "model": "harness_models:recording", "batching": "mixed",
+             "model_options": {"input_mode": "native"}}
+    with pytest.raises(ValueError, match="'batching' = 'mixed' needs a canvas model.*"
+                                         "use batching = 'auto' or 'one_resolution'"):
+        run_trial(trial, task=task, on_epoch=lambda *_: pytest.fail("it trained"))

@@ -92,6 +92,16 @@ def test_select_is_last_or_best_val():
         normalize_trial({**BASE, "select": "best"})
 
 
+def test_batching_is_auto_one_resolution_or_mixed_and_part_of_the_key():
+    assert normalize_trial(BASE)["batching"] == "auto"
+    one = {**BASE, "batching": "one_resolution"}
+    assert flatten_trial(normalize_trial(one))["batching"] == "one_resolution"
+    assert trial_key(one, code="c") != trial_key(BASE, code="c")
+    assert trial_key({**BASE, "batching": "auto"}, code="c") == trial_key(BASE, code="c")
+    with pytest.raises(TrialFieldError, match="'batching' = 'single'.*auto, one_resolution, mixed"):
+        normalize_trial({**BASE, "batching": "single"})
+
+
 def test_milestones_order_does_not_matter():
     assert (normalize_trial({**BASE, "milestones": [40, 20]})["milestones"]
             == normalize_trial({**BASE, "milestones": [20, 40]})["milestones"])

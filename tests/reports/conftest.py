@@ -3,8 +3,8 @@
 Experiments (one store, so the database is created once):
 - ``sefl-bench/paper``: the tables' runs, numbers chosen so means and sds are easy by hand
   (see RUNS); a parent run tagged with the hardware; two FAILED runs (one of them finished on
-  a rerun), one KILLED run, and a run of a finished trial by older code (another key) that the
-  newer run supersedes;
+  a rerun), one KILLED run, and a run of a finished trial by older code (another key, and no
+  ``batching`` param: the field came later) that the newer run supersedes;
 - ``sefl-bench/partial``: one run missing two required metrics, one missing test/acc;
 - ``sefl-bench/empty``: only a parent run; ``sefl-bench/broken``: only FAILED runs.
 """
@@ -92,7 +92,7 @@ def _trial(task: str, model: str, seed: int, protocol: str, n_train: int) -> dic
     width = 1.0 if model == "sefl" else 0.25
     return {"task": task, "protocol": protocol, "model": model, "seed": seed, "width": width,
             "epochs": 3, "batch_size": 128, "optimizer": "adamw" if model == "sefl" else "adam",
-            "lr": 0.01, "n_train": n_train}
+            "lr": 0.01, "n_train": n_train, "batching": "auto"}
 
 
 def _log_trial(client, experiment_id: str, parent_id: str, index: int, run: tuple,
@@ -101,6 +101,8 @@ def _log_trial(client, experiment_id: str, parent_id: str, index: int, run: tupl
 
     task, model, seed, protocol, n_train, status, finals = run
     trial = _trial(task, model, seed, protocol, n_train)
+    if code == OLD_CODE:
+        del trial["batching"]  # older code had no such field; it is the same trial all the same
     key = hashlib.sha256(json.dumps({"code": code, "trial": trial}, sort_keys=True).encode()
                          ).hexdigest()
     tags = {"sefl.task": task, "sefl.model": model, "sefl.seed": str(seed),
