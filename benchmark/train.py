@@ -3,7 +3,8 @@
 ``run_trial(trial)`` builds the task and the model from a trial dict, trains with the trial's
 optimiser and schedule (the published protocol's where the trial leaves them unset), validates
 every epoch, then measures the selected weights (the trial's ``select``: "last", those after the
-final epoch as the authors' code does, or "best_val", those of the best validation accuracy)
+final epoch as the SEFL authors' code does, or "best_val", those of the best validation
+accuracy, as SESN's code does)
 on the test split: accuracy
 overall and per resolution, the equivariance error per block and per resolution (ideal
 down-scaling, and bicubic as a second column) on a fixed subset of test images, scale
