@@ -24,6 +24,9 @@ def test_quickstart_runs_top_to_bottom(tmp_path, monkeypatch):
     write_mnist_split(tmp_path / "data" / "mnist", "test",
                       rng.integers(0, 256, (210, 28, 28)), rng.integers(0, 10, 210))
     monkeypatch.setenv("SEFL_DATA_DIR", str(tmp_path / "data"))  # the kernel inherits it
+    # One OpenMP thread in the kernel: with two, beside other tests on a loaded 2-core machine,
+    # the equivariance cell took 32 s instead of 3 (measured) and CI hit the cell timeout.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})
