@@ -16,13 +16,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark.trial import TRIAL_FIELDS
 from reports import schema
 
-__all__ = ["ADDED_PARAMS", "ReportInputError", "SuiteRuns", "load_history", "load_suite", "metric_column"]
+__all__ = ["ADDED_PARAMS", "ReportInputError", "SuiteRuns", "load_history", "load_suite",
+           "metric_column"]
 
-# Trial fields added after runs were recorded -> what a run without the param trained with,
-# so that it is the same trial as a newer run that records the field at that value.
-ADDED_PARAMS = {"batching": "auto"}
+# Trial fields added after runs were recorded -> what a run without the param trained with (the
+# field's default), so that it is the same trial as a newer run that records that value.
+ADDED_PARAMS = {name: TRIAL_FIELDS[name][1] for name in ("batching",)}
 _TAG_COLUMNS = {
     schema.TAG_TASK: "task",
     schema.TAG_MODEL: "model",

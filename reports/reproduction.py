@@ -3,7 +3,8 @@
 One line per published value and zoo variant compared with it. A configuration counts toward a
 published number only when its settings are the published protocol's (``published_settings``:
 width 1, the published epochs and batch, n_train, protocol, the model after the final
-epoch, and training batches formed as the benchmark reads the protocol, ``batching = "auto"``); any other is listed with the settings that differ and the verdict "settings differ".
+epoch, and training batches formed as the benchmark reads the protocol, ``batching = "auto"``);
+any other is listed with the settings that differ and the verdict "settings differ".
 For a configuration at the published settings: our mean ± sd over seeds, the difference (ours
 minus published, display units) and the verdict "yes" when |difference| <= 2 sd + the published
 value's rounding (half its last printed digit), "no" otherwise, "1 seed: no sd" when one seed
